@@ -1,0 +1,76 @@
+"""Configuration of every process, read from `CCR_*` environment variables (embedded defaults otherwise)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All settings; with none given, everything runs embedded under `data_dir`."""
+
+    model_config = SettingsConfigDict(env_prefix="CCR_", env_file=None, extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "concerns"
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_ca: Path | None = None
+    temporal_api_key: SecretStr | None = None
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+
+    secret_key: SecretStr | None = None
+    public_url: str | None = None
+    support_address: str = "support@ccr.localhost"
+
+    reopen_window: str = "7d"
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    max_message_bytes: int = 25 * 1024 * 1024
+
+    relay_host: str | None = None
+    relay_port: int = 25
+    relay_username: str | None = None
+    relay_password: SecretStr | None = None
+    relay_starttls: bool = False
+
+    workflow_id_prefix: str = Field(default="concern-", description="prefix of every concern workflow id")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        """The public address of the web app, used in links sent to customers."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The secret for sessions and signed links; generated once per data folder when not configured."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        key_file = self.data_dir / "secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key

@@ -1,0 +1,3 @@
+"""Imports every module that defines tables, so `SQLModel.metadata` knows them all (used by migrations)."""
+
+import registry.models  # noqa: F401
