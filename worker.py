@@ -1,0 +1,52 @@
+"""Runs a Temporal worker with the concern workflow and every activity it asks for."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.elevel.base import AutomationContext
+from activities.runtime import AutomationActivities, MailActivities
+from activities.projection import ProjectionActivities
+from registry.db import Sessions
+from registry.settings import Settings
+from workflows.concern import ConcernWorkflow
+
+
+def build_worker(
+    client: Client, settings: Settings, sessions: Sessions, *, task_queue: str | None = None,
+    http: httpx.AsyncClient | None = None, options: dict | None = None,
+) -> Worker:
+    """A worker for the concern task queue, its activities built with their dependencies."""
+    mail = MailActivities(sessions, settings)
+    projection = ProjectionActivities(sessions, render_mail=mail.queue)
+    automation = AutomationActivities(
+        AutomationContext(sessions=sessions, settings=settings, http=http or httpx.AsyncClient(), options=options or {})
+    )
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=[ConcernWorkflow],
+        activities=[projection.record, automation.run_automation, mail.deliver_mail],
+        activity_executor=ThreadPoolExecutor(max_workers=32),
+        max_concurrent_activities=32,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Connect and poll until cancelled."""
+    from registry.db import make_engine
+    from workflows.client import make_client
+
+    client = await make_client(settings)
+    sessions = Sessions(make_engine(settings.resolved_database_url))
+    worker = build_worker(client, settings, sessions)
+    await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(run_worker(Settings()))

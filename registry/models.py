@@ -105,7 +105,7 @@ class Concern(SQLModel, table=True):
     step_type: str | None = Field(default=None, max_length=20)
     level: int | None = None
     skills: list[str] = Field(default_factory=list, sa_type=JSONType)
-    assignee_id: int | None = Field(default=None, foreign_key="user.id")
+    assignee_id: int | None = Field(default=None)
     assignee_name: str | None = Field(default=None, max_length=200)
     sop_id: str | None = Field(default=None, max_length=100)
     sop_version: int | None = None
@@ -140,7 +140,7 @@ class Interaction(SQLModel, table=True):
     channel: str = Field(max_length=20)
     direction: str = Field(max_length=10)
     author: str = Field(default="", max_length=200)
-    author_user_id: int | None = Field(default=None, foreign_key="user.id")
+    author_user_id: int | None = Field(default=None)
     body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     meta: dict = Field(default_factory=dict, sa_type=JSONType)
     created_at: datetime = _ts()

@@ -1,3 +1,4 @@
 """Imports every module that defines tables, so `SQLModel.metadata` knows them all (used by migrations)."""
 
+import registry.knowledge  # noqa: F401
 import registry.models  # noqa: F401

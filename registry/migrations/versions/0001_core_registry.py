@@ -119,7 +119,6 @@ def upgrade() -> None:
     sa.Column('updated_at', registry.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('resolved_at', registry.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', registry.types.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['assignee_id'], ['user.id'], ),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('workflow_id')
@@ -172,7 +171,6 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('meta', sa.JSON(), nullable=False),
     sa.Column('created_at', registry.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['author_user_id'], ['user.id'], ),
     sa.ForeignKeyConstraint(['concern_id'], ['concern.id'], ),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
     sa.PrimaryKeyConstraint('id'),

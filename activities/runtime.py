@@ -1,0 +1,84 @@
+"""The worker's side-effect activities: e-level automation and mail to customers."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.elevel.base import ACTIONS, AutomationContext, AutomationRequest, AutomationResult
+from registry.db import Sessions
+from registry.models import Concern, Customer, OutboxMail
+from registry.settings import Settings
+from workflows.payloads import DeliverMail, MailRequest
+
+
+class AutomationActivities:
+    """Runs the e-level action a SOP `automate` step names."""
+
+    def __init__(self, ctx: AutomationContext) -> None:
+        self.ctx = ctx
+
+    @activity.defn(name="run_automation")
+    async def run_automation(self, request: AutomationRequest) -> AutomationResult:
+        """Run one registered action and report its outcome."""
+        import activities.elevel.actions  # noqa: F401  (registers the shipped actions)
+
+        action = ACTIONS.get(request.action)
+        if action is None:
+            raise ApplicationError(f"no e-level action named {request.action!r}", type="UnknownAction",
+                                   non_retryable=True)
+        return await action().run(request, self.ctx)
+
+
+class MailActivities:
+    """Queues mail in the outbox (rendered from templates, threaded) and hands it to the relay."""
+
+    def __init__(self, sessions: Sessions, settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    def queue(self, *, session: Session, concern_id: str, mails: list[MailRequest]) -> None:
+        """Render and queue each mail of a batch, in the batch's transaction."""
+        from activities.mail_out import new_message_id, queue_mail, render_mail, thread_headers_for
+
+        concern = session.get(Concern, concern_id)
+        customer = session.get(Customer, concern.customer_id) if concern else None
+        if concern is None or customer is None or not customer.email:
+            return
+        domain = self.settings.support_address.rsplit("@", 1)[-1]
+        for mail in mails:
+            context = {
+                "concern_id": concern.id, "subject": concern.subject, "customer_name": customer.name,
+                "portal_url": f"{self.settings.base_url}/portal/concerns/{concern.id}", **mail.context,
+            }
+            subject, text, html = render_mail(mail.template, context)
+            in_reply_to, references = thread_headers_for(session=session, concern_id=concern.id)
+            queue_mail(
+                session=session, concern_id=concern.id, seq=mail.seq, to=customer.email, subject=subject, text=text,
+                html=html, message_id=new_message_id(domain, concern.id, mail.seq), in_reply_to=in_reply_to,
+                references=references,
+            )
+
+    @activity.defn(name="deliver_mail")
+    async def deliver_mail(self, request: DeliverMail) -> str:
+        """Send one queued mail to the relay; failures are recorded on the outbox row and retried."""
+        from activities.mail_out import Mailer, mark_failed, mark_sent, message_from_outbox
+
+        with self.sessions.begin() as session:
+            row = session.exec(
+                select(OutboxMail).where(OutboxMail.concern_id == request.concern_id, OutboxMail.seq == request.seq)
+            ).first()
+            if row is None or row.status == "sent":
+                return "nothing to send"
+            message = message_from_outbox(row, from_address=self.settings.support_address)
+            row_id = row.id
+        try:
+            await Mailer(self.settings).send(message)
+        except Exception as err:
+            with self.sessions.begin() as session:
+                mark_failed(session=session, outbox_id=row_id, error=str(err))
+            raise
+        with self.sessions.begin() as session:
+            mark_sent(session=session, outbox_id=row_id)
+        return "sent"

@@ -1,0 +1,53 @@
+"""`create_app(settings)`: the FastAPI application serving the JSON API, health and the web pages."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
+
+from api import concerns, health
+from api.catalog import Catalog
+from registry.db import Sessions, make_engine
+from registry.settings import Settings
+from workflows.client import TemporalUnreachable, make_client
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; connections are made in the lifespan, never at import time."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.resolved_database_url)
+        app.state.sessions = Sessions(engine)
+        app.state.catalog = Catalog.load()
+        try:
+            app.state.client = await make_client(settings)
+        except TemporalUnreachable:
+            app.state.client = None  # /readyz reports it; requests needing Temporal reconnect or answer 503
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Customer Care Registry",
+        version="0.1.0",
+        description="Every customer concern runs as one durable workflow that follows its SOP.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.client = None
+    app.add_middleware(
+        SessionMiddleware, secret_key=settings.signing_key, session_cookie="ccr_session", same_site="lax",
+        https_only=settings.base_url.startswith("https://"), max_age=12 * 3600,
+    )
+    app.include_router(health.router)
+    app.include_router(concerns.router)
+    try:
+        from web.routes import install as install_web
+    except ImportError:
+        install_web = None
+    if install_web is not None:
+        install_web(app)
+    return app

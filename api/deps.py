@@ -1,0 +1,123 @@
+"""FastAPI dependencies as `Annotated` aliases: settings, sessions, Temporal, intake and the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlmodel import Session
+from temporalio.client import Client
+
+from api.catalog import Catalog
+from api.intake import Intake
+from api.security import user_for_token
+from registry.db import Sessions
+from registry.models import Customer, User
+from registry.settings import Settings
+from workflows.client import TemporalUnreachable, make_client
+from workflows.payloads import AgentRef
+
+
+@dataclass
+class Principal:
+    """Who is calling: a member of staff or a customer."""
+
+    kind: str  # "user" or "customer"
+    id: int
+    name: str
+    email: str | None
+    role: str
+    level: int | None = None
+    skills: tuple[str, ...] = ()
+
+    @classmethod
+    def of_user(cls, user: User) -> Principal:
+        return cls("user", user.id, user.name, user.email, user.role, user.level, tuple(user.skills))
+
+    @classmethod
+    def of_customer(cls, customer: Customer) -> Principal:
+        return cls("customer", customer.id, customer.name, customer.email, "customer")
+
+    def agent_ref(self) -> AgentRef:
+        return AgentRef(id=self.id, name=self.name, level=self.level or (3 if self.role == "admin" else 1),
+                        skills=list(self.skills), lead=self.role in ("lead", "admin"))
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_sessions(request: Request) -> Sessions:
+    return request.app.state.sessions
+
+
+def get_catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+async def get_client(request: Request) -> Client:
+    """The shared Temporal client; connects on first use if Temporal was down when the app started."""
+    state = request.app.state
+    if state.client is None:
+        try:
+            state.client = await make_client(state.settings)
+        except TemporalUnreachable as err:
+            raise HTTPException(503, str(err)) from err
+    return state.client
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionsDep = Annotated[Sessions, Depends(get_sessions)]
+ClientDep = Annotated[Client, Depends(get_client)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+def get_intake(sessions: SessionsDep, client: ClientDep, settings: SettingsDep, catalog: CatalogDep) -> Intake:
+    return Intake(sessions=sessions, client=client, settings=settings, catalog=catalog)
+
+
+IntakeDep = Annotated[Intake, Depends(get_intake)]
+
+
+def get_principal(request: Request, sessions: SessionsDep) -> Principal | None:
+    """The caller from a bearer token or the signed session cookie, or None."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        with sessions.begin() as session:
+            user = user_for_token(session=session, token=auth[7:].strip())
+            if user is None:
+                raise HTTPException(401, "the API token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+            return Principal.of_user(user)
+    data = request.session if "session" in request.scope else {}
+    with sessions.begin() as session:
+        if data.get("user_id"):
+            user = session.get(User, data["user_id"])
+            if user is not None and user.active:
+                return Principal.of_user(user)
+        if data.get("customer_id"):
+            customer = session.get(Customer, data["customer_id"])
+            if customer is not None:
+                return Principal.of_customer(customer)
+    return None
+
+
+def require(*roles: str):
+    """A dependency that admits only callers with one of `roles` (401 when anonymous, 403 otherwise)."""
+
+    def check(principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
+        if principal is None:
+            raise HTTPException(401, "sign in or send an API token", headers={"WWW-Authenticate": "Bearer"})
+        if principal.role not in roles:
+            raise HTTPException(403, f"this needs one of the roles: {', '.join(roles)}")
+        return principal
+
+    return Depends(check)
+
+
+def db_session(sessions: SessionsDep):
+    with sessions.begin() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(db_session)]

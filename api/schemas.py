@@ -1,0 +1,152 @@
+"""Request and response bodies of the JSON API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from workflows.payloads import ActionType
+
+Priority = Literal["low", "normal", "high", "urgent"]
+ChannelName = Literal["web", "email", "api", "phone", "walk_in"]
+
+
+class CustomerIn(BaseModel):
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=40)
+    name: str = Field(default="", max_length=200)
+
+
+class ConcernCreate(BaseModel):
+    """A new concern from any channel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer: CustomerIn
+    subject: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=100_000)
+    channel: ChannelName = "api"
+    priority: Priority | None = None
+    category: str | None = Field(default=None, max_length=60)
+
+
+class SopRef(BaseModel):
+    id: str
+    version: int
+
+
+class ConcernCreated(BaseModel):
+    id: str
+    workflow_id: str
+    sop: SopRef
+    status: str
+
+
+class ClockPublic(BaseModel):
+    name: str
+    state: str
+    target: int
+    elapsed: int
+    due_at: datetime | None = None
+    warned: bool = False
+    breached: bool = False
+
+
+class TimelineItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    channel: str
+    direction: str
+    author: str
+    body: str
+    meta: dict
+    created_at: datetime
+
+
+class ClockEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    clock: str
+    kind: str
+    at: datetime
+    workflow_id: str
+    run_id: str
+    event_id: int
+    elapsed_seconds: int
+    target_seconds: int
+    due_at: datetime | None
+
+
+class ConcernSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    workflow_id: str
+    customer_id: int
+    subject: str
+    channel: str
+    category: str | None
+    priority: str
+    status: str
+    step: str | None
+    level: int | None
+    assignee_id: int | None
+    assignee_name: str | None
+    sla_state: str
+    next_due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConcernPublic(ConcernSummary):
+    sop: SopRef | None
+    step_type: str | None
+    skills: list[str]
+    sla_policy: str | None
+    clocks: list[ClockPublic]
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    csat: int | None
+    nps: int | None
+    timeline: list[TimelineItem]
+    clock_events: list[ClockEventPublic]
+
+
+class ConcernPage(BaseModel):
+    items: list[ConcernSummary]
+    next_cursor: str | None
+
+
+class ActionIn(BaseModel):
+    """An agent's action; `text` for reply, note, request_info and resolve, `reason` for escalate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ActionType
+    text: str = Field(default="", max_length=100_000)
+    reason: str = Field(default="", max_length=2000)
+    priority: Priority | None = None
+    category: str | None = Field(default=None, max_length=60)
+    assignee_id: int | None = None
+    worth_article: bool = False
+
+
+class MessageIn(BaseModel):
+    """A customer's message on an existing concern."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=100_000)
+    channel: ChannelName = "api"
+    intent: Literal["message", "solved", "not_solved"] = "message"
+
+
+class MessageAccepted(BaseModel):
+    interaction_id: int
+    concern_id: str
+    reopened: bool

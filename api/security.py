@@ -1,0 +1,80 @@
+"""Passwords (Argon2), API tokens (hashed at rest) and the role matrix."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from pwdlib import PasswordHash
+from sqlmodel import Session, select
+
+from registry.models import ApiToken, User
+from registry.types import utcnow
+
+ROLES = ("agent", "lead", "process_owner", "sre", "auditor", "admin", "integration")
+STAFF = frozenset(ROLES)
+AGENTS = frozenset({"agent", "lead", "admin"})
+
+_hasher = PasswordHash.recommended()
+
+
+def hash_password(password: str) -> str:
+    """An Argon2id hash of `password`."""
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, hashed: str | None) -> bool:
+    """Whether `password` matches; a missing hash never matches."""
+    if not hashed:
+        _hasher.hash(password)  # spend the same time, so timing does not reveal unknown accounts
+        return False
+    try:
+        return _hasher.verify(password, hashed)
+    except Exception:
+        return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(*, session: Session, user: User, name: str = "") -> str:
+    """A new API token for `user`; only its hash is stored, so this is the one time it is seen."""
+    token = "ccr_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, token_hash=_digest(token), name=name))
+    session.flush()
+    return token
+
+
+def user_for_token(*, session: Session, token: str) -> User | None:
+    """The active user a bearer token belongs to."""
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(token))).first()
+    if row is None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    row.last_used_at = utcnow()
+    session.add(row)
+    return user
+
+
+def create_user(
+    *, session: Session, email: str, password: str, role: str, name: str = "", level: int | None = None,
+    skills: list[str] | None = None,
+) -> User:
+    """Add a member of staff; agents get a skill level (1-3)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if role in ("agent", "lead") and level not in (1, 2, 3):
+        raise ValueError("agents need a skill level: --level 1, 2 or 3")
+    if len(password) < 8:
+        raise ValueError("the password needs at least 8 characters")
+    email = email.strip().lower()
+    if session.exec(select(User).where(User.email == email)).first():
+        raise ValueError(f"a user with the e-mail {email} already exists")
+    user = User(email=email, name=name or email.split("@")[0].title(), password_hash=hash_password(password),
+                role=role, level=level, skills=skills or [])
+    session.add(user)
+    session.flush()
+    return user

@@ -1,0 +1,400 @@
+"""Knowledge articles: tables, version history, ranked full-text search on SQLite and PostgreSQL, safe Markdown."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from pydantic import BaseModel
+from sqlalchemy import Column, Text, UniqueConstraint, text
+from sqlmodel import Field, Session, SQLModel, select
+
+from registry.types import JSONType, UTCDateTime, utcnow
+
+ArticleStatus = Literal["draft", "published"]
+STATUSES: tuple[str, ...] = ("draft", "published")
+
+
+class Article(SQLModel, table=True):
+    """A knowledge article that agents write and customers read once it is published."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    category: str | None = Field(default=None, max_length=60, index=True)
+    tags: list[str] = Field(default_factory=list, sa_type=JSONType)
+    status: str = Field(default="draft", max_length=10, index=True)
+    owner_email: str = Field(max_length=320)
+    version: int = 1
+    source_concern_id: str | None = Field(default=None, foreign_key="concern.id", max_length=20, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ArticleRevision(SQLModel, table=True):
+    """One version of an article's text, kept forever so every edit can be traced."""
+
+    __table_args__ = (UniqueConstraint("article_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
+    version: int
+    title: str = Field(max_length=200)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    edited_by: str = Field(max_length=320)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ArticleNotFound(LookupError):
+    """No article has the given id."""
+
+
+class ArticleConflict(ValueError):
+    """The article changed since the editor loaded it."""
+
+
+class ArticleHit(BaseModel):
+    """A search result; `score` is 0..1 on the same scale on every database, `snippet` is safe HTML."""
+
+    article_id: int
+    title: str
+    score: float
+    snippet: str
+    category: str | None = None
+
+
+# Control characters other than tab and newlines break PostgreSQL (NUL) and would forge snippet markers.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean(value: str) -> str:
+    return _CONTROL.sub("", value)
+
+
+def _tag_list(tags: list[str] | tuple[str, ...]) -> list[str]:
+    seen: dict[str, None] = {}
+    for tag in tags:
+        tag = _clean(tag).strip().lower()
+        if tag:
+            seen.setdefault(tag[:60], None)
+    return list(seen)
+
+
+def create_article(
+    *,
+    session: Session,
+    title: str,
+    body: str,
+    owner_email: str,
+    category: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+    source_concern_id: str | None = None,
+) -> Article:
+    """Write a new draft article and its first revision."""
+    article = Article(
+        title=_clean(title).strip(), body=_clean(body), owner_email=owner_email, category=category,
+        tags=_tag_list(tags), source_concern_id=source_concern_id,
+    )
+    if not article.title:
+        raise ValueError("an article needs a title")
+    session.add(article)
+    session.flush()
+    session.add(ArticleRevision(article_id=article.id, version=1, title=article.title, body=article.body,
+                                edited_by=owner_email, created_at=article.created_at))
+    session.flush()
+    return article
+
+
+def get_article(*, session: Session, article_id: int) -> Article | None:
+    """The article with `article_id`, or None."""
+    return session.get(Article, article_id)
+
+
+def _existing(session: Session, article_id: int) -> Article:
+    article = session.get(Article, article_id, with_for_update=True)
+    if article is None:
+        raise ArticleNotFound(f"article {article_id} does not exist")
+    return article
+
+
+def update_article(
+    *,
+    session: Session,
+    article_id: int,
+    edited_by: str,
+    title: str | None = None,
+    body: str | None = None,
+    category: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    expected_version: int | None = None,
+) -> Article:
+    """Change an article, bump its version and keep the new text as a revision; a published article stays live."""
+    article = _existing(session, article_id)
+    if expected_version is not None and article.version != expected_version:
+        raise ArticleConflict(
+            f"article {article_id} is at version {article.version}, not {expected_version}: someone else edited it"
+        )
+    if title is not None:
+        article.title = _clean(title).strip()
+        if not article.title:
+            raise ValueError("an article needs a title")
+    if body is not None:
+        article.body = _clean(body)
+    if category is not None:
+        article.category = category or None
+    if tags is not None:
+        article.tags = _tag_list(tags)
+    article.version += 1
+    article.updated_at = utcnow()
+    session.add(article)
+    session.add(ArticleRevision(article_id=article.id, version=article.version, title=article.title,
+                                body=article.body, edited_by=edited_by, created_at=article.updated_at))
+    session.flush()
+    return article
+
+
+def publish_article(*, session: Session, article_id: int) -> Article:
+    """Make an article visible to customers and to the e-level; publishing twice keeps the first date."""
+    article = _existing(session, article_id)
+    if article.status != "published":
+        article.status = "published"
+        article.published_at = utcnow()
+        session.add(article)
+        session.flush()
+    return article
+
+
+def list_articles(
+    *, session: Session, status: ArticleStatus | None = None, category: str | None = None
+) -> list[Article]:
+    """Articles, most recently changed first, optionally of one status and category."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown article status {status!r} (use {', '.join(STATUSES)})")
+    statement = select(Article)
+    if status is not None:
+        statement = statement.where(Article.status == status)
+    if category is not None:
+        statement = statement.where(Article.category == category)
+    return list(session.exec(statement.order_by(Article.updated_at.desc(), Article.id.desc())))
+
+
+def list_revisions(*, session: Session, article_id: int) -> list[ArticleRevision]:
+    """An article's versions, newest first."""
+    statement = select(ArticleRevision).where(ArticleRevision.article_id == article_id)
+    return list(session.exec(statement.order_by(ArticleRevision.version.desc())))
+
+
+# Search. The database finds and ranks candidates (FTS5 bm25, PostgreSQL ts_rank_cd); the score that
+# thresholds compare against is computed here, identically for both, because raw bm25 and ts_rank_cd
+# values live on unrelated scales (and bm25 collapses to ~0 for words found in most of a small corpus).
+
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can cannot could did do does doing down during each few for from further had has
+    have having he her here hers him his how i if in into is it its itself just me more most my myself no
+    nor not now of off on once only or other our ours out over own same she should so some such than that
+    the their theirs them then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself dear hi hello hey
+    thanks thank please regards cheers kind best help get got still also since""".split()
+)
+_WORD = re.compile(r"[^\W_]+")
+_MAX_QUERY_TERMS = 32
+# A question covered on this many of its words counts as fully covered, so long e-mails are not punished.
+_COVERAGE_SATURATES_AT = 6
+_MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
+_MARKDOWN_PUNCTUATION = re.compile(r"(?m)^\s*(?:#{1,6}|>|[-*+]|\d+\.)\s+|\*\*|__|[*`|\[]|\]\([^)]*\)|\]")
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct content words of a search text, in order, without stop words (at most 32)."""
+    terms: dict[str, None] = {}
+    for word in _WORD.findall(query.lower()):
+        if word not in _STOPWORDS and (len(word) > 1 or word.isdigit()):
+            terms.setdefault(word, None)
+        if len(terms) == _MAX_QUERY_TERMS:
+            break
+    return list(terms)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ation", "ing", "ed", "es", "s", "e", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not (suffix == "s" and word.endswith("ss")):
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiou":
+        word = word[:-1]
+    # Truncation meets the variants the suffix rules miss (forgot/forgotten, deliver/delivery).
+    return word[:6]
+
+
+def _stems(value: str) -> set[str]:
+    return {_stem(word) for word in query_terms(value)} if value else set()
+
+
+def _stems_of_text(value: str) -> set[str]:
+    return {_stem(word) for word in _WORD.findall(value.lower()) if word not in _STOPWORDS}
+
+
+def match_score(query: str, *, title: str, body: str, category: str | None = None, tags: list[str] = ()) -> float:
+    """How well an article answers `query`, 0..1: half for the share of the question it covers, half for its title."""
+    asked = _stems(query)
+    title_stems = _stems_of_text(title)
+    if not asked or not title_stems:
+        return 0.0
+    article = title_stems | _stems_of_text(body) | _stems_of_text(category or "") | _stems_of_text(" ".join(tags))
+    covered = min(1.0, len(asked & article) / min(len(asked), _COVERAGE_SATURATES_AT))
+    named = len(asked & title_stems) / len(title_stems)
+    return round(0.5 * covered + 0.5 * named, 4)
+
+
+def _snippet_html(raw: str | None) -> str:
+    plain = " ".join(_MARKDOWN_PUNCTUATION.sub("", raw or "").split())
+    return html.escape(plain).replace(_MARK_OPEN, "<mark>").replace(_MARK_CLOSE, "</mark>")
+
+
+_CANDIDATE_COLUMNS = {"tags": JSONType}
+
+
+def _candidates_sqlite(session: Session, terms: list[str], pool: int, published_only: bool) -> list[Any]:
+    match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    status = "AND a.status = 'published'" if published_only else ""
+    statement = text(
+        f"""
+        SELECT a.id, a.title, a.body, a.category, a.tags,
+               snippet(article_fts, 1, :mark_open, :mark_close, ' … ', 24) AS snippet
+        FROM article_fts JOIN article AS a ON a.id = article_fts.rowid
+        WHERE article_fts MATCH :match {status}
+        ORDER BY bm25(article_fts, 4.0, 1.0, 2.0, 2.0), a.id
+        LIMIT :pool
+        """
+    ).columns(**_CANDIDATE_COLUMNS)
+    params = {"match": match, "pool": pool, "mark_open": _MARK_OPEN, "mark_close": _MARK_CLOSE}
+    return list(session.execute(statement, params))
+
+
+def _candidates_postgresql(session: Session, terms: list[str], pool: int, published_only: bool) -> list[Any]:
+    status = "AND a.status = 'published'" if published_only else ""
+    headline = (
+        f"StartSel={_MARK_OPEN}, StopSel={_MARK_CLOSE}, MaxWords=30, MinWords=12, "
+        'MaxFragments=2, FragmentDelimiter=" … "'
+    )
+    statement = text(
+        f"""
+        SELECT a.id, a.title, a.body, a.category, a.tags,
+               ts_headline('english', a.body, q, :headline) AS snippet
+        FROM article AS a, websearch_to_tsquery('english', :query) AS q
+        WHERE a.search_vector @@ q {status}
+        ORDER BY ts_rank_cd(a.search_vector, q, 1) DESC, a.id
+        LIMIT :pool
+        """
+    ).columns(**_CANDIDATE_COLUMNS)
+    # websearch syntax ORs the words, so a long e-mail still finds articles that share some of them.
+    params = {"query": " or ".join(terms), "pool": pool, "headline": headline}
+    return list(session.execute(statement, params))
+
+
+def search_articles(
+    *, session: Session, query: str, limit: int = 5, published_only: bool = True
+) -> list[ArticleHit]:
+    """The articles best matching `query`, best first, with a 0..1 score comparable across databases."""
+    terms = query_terms(query)
+    if not terms or limit < 1:
+        return []
+    pool = max(limit * 4, 20)
+    if session.get_bind().dialect.name == "postgresql":
+        rows = _candidates_postgresql(session, terms, pool, published_only)
+    else:
+        rows = _candidates_sqlite(session, terms, pool, published_only)
+    query_text = " ".join(terms)
+    hits = [
+        ArticleHit(
+            article_id=row.id, title=row.title, category=row.category, snippet=_snippet_html(row.snippet),
+            score=match_score(query_text, title=row.title, body=row.body, category=row.category, tags=row.tags or []),
+        )
+        for row in rows
+    ]
+    hits.sort(key=lambda hit: -hit.score)  # stable, so the database's rank orders equal scores
+    return hits[:limit]
+
+
+# Markdown. Raw HTML in articles is shown as text, and nh3 sanitises the output as a second wall.
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+_ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "s", "code", "pre",
+    "blockquote", "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr", "th", "td",
+}
+_ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"style"},
+}
+
+
+def render_markdown(source: str) -> str:
+    """An article's Markdown as HTML that is safe to show: no scripts, handlers or javascript: links."""
+    return nh3.clean(
+        _MARKDOWN.render(source or ""),
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        filter_style_properties={"text-align"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def _inline_text(children: list[Token] | None) -> str:
+    parts: list[str] = []
+    links: list[tuple[str, int]] = []
+    for child in children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif child.type == "image":
+            parts.append(child.content or str(child.attrs.get("alt", "")))
+        elif child.type == "link_open":
+            links.append((str(child.attrs.get("href", "")), len(parts)))
+        elif child.type == "link_close" and links:
+            href, start = links.pop()
+            label = "".join(parts[start:])
+            parts[start:] = [label if href in ("", label, f"mailto:{label}") else f"{label} ({href})"]
+    return "".join(parts)
+
+
+def render_plain_text(source: str) -> str:
+    """An article's Markdown as readable plain text for e-mail: lists keep bullets, links show their address."""
+    out: list[str] = []
+    lists: list[list[Any]] = []
+    for token in _MARKDOWN.parse(source or ""):
+        kind = token.type
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            lists.append([kind == "ordered_list_open", int(token.attrs.get("start", 1) or 1)])
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            lists.pop()
+            if not lists:
+                out.append("\n")
+        elif kind == "list_item_open":
+            ordered, number = lists[-1]
+            out.append("  " * (len(lists) - 1) + (f"{number}. " if ordered else "- "))
+            lists[-1][1] += 1
+        elif kind == "inline":
+            out.append(_inline_text(token.children))
+        elif kind in ("paragraph_close", "heading_close"):
+            out.append("\n" if token.hidden else "\n\n")
+        elif kind in ("fence", "code_block"):
+            out.append("".join(f"    {line}\n" for line in token.content.rstrip("\n").split("\n")) + "\n")
+        elif kind == "hr":
+            out.append("----\n\n")
+        elif kind in ("th_close", "td_close"):
+            out.append(" | ")
+        elif kind == "tr_close":
+            out.append("\n")
+        elif kind == "table_close":
+            out.append("\n")
+    lines = [line.rstrip(" |").rstrip() for line in "".join(out).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -1,0 +1,574 @@
+"""The concern workflow: one customer concern walking one pinned SOP version from intake to close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.elevel.base import AutomationRequest, AutomationResult
+    from sops.schema import (
+        AskCustomerStep,
+        AutomateStep,
+        DecideStep,
+        EndStep,
+        HumanStep,
+        NotifyStep,
+        SurveyStep,
+    )
+    from workflows.clocks import SLA_CLOCKS, ClockBook, Transition, is_step_clock
+    from workflows.payloads import (
+        AgentAction,
+        AgentRef,
+        ClockEventRecord,
+        ConcernCarry,
+        ConcernSnapshot,
+        ConcernState,
+        CustomerMessage,
+        DeliverMail,
+        MailRequest,
+        OpenConcernInput,
+        RecordInput,
+        Status,
+        SurveyAnswer,
+        TimelineEntry,
+    )
+
+RECORD_TIMEOUT = timedelta(seconds=30)
+AUTOMATION_TIMEOUT = timedelta(seconds=60)
+MAIL_TIMEOUT = timedelta(seconds=60)
+NEEDS_CLAIM = {"release", "reply", "request_info", "resolve", "escalate"}
+NEEDS_TEXT = {"reply": "a reply needs text", "request_info": "a question needs text", "resolve": "describe the resolution"}
+
+
+@workflow.defn
+class ConcernWorkflow:
+    """Runs one concern through its pinned SOP, keeping its SLA clocks.
+
+    Update `act(AgentAction) -> ConcernState`: an agent's claim, release, reply, note, request_info,
+    resolve, escalate, assign, set_priority or set_category; the validator rejects what is not allowed now.
+    Signal `customer_message(CustomerMessage)`: the customer wrote (any channel); may reopen a resolved concern.
+    Signal `survey_answer(SurveyAnswer)`: the customer's rating.
+    Query `state() -> ConcernState`.
+    """
+
+    @workflow.init
+    def __init__(self, input: OpenConcernInput) -> None:
+        self.inp = input
+        self.sop = input.sop
+        self.policy = input.policy
+        carried = input.carried
+        self.clocks = ClockBook(carried.clocks if carried else [], input.calendar, input.policy.warn_at)
+        self.step_id: str = carried.step if carried else input.sop.start
+        self.step_entered_at: datetime = carried.step_entered_at if carried else input.opened_at
+        self.status: Status = carried.status if carried else "new"
+        self.seq: int = carried.seq if carried else 0
+        self.priority = carried.priority if carried else input.priority
+        self.category = carried.category if carried else input.category
+        self.assignee: AgentRef | None = carried.assignee if carried else None
+        self.awaiting_reply = carried.awaiting_reply if carried else False
+        self.last_human_step = carried.last_human_step if carried else None
+        self.resolved_at = carried.resolved_at if carried else None
+        self.closed_at: datetime | None = None
+        self.csat = carried.csat if carried else None
+        self.nps = carried.nps if carried else None
+        self.outcome: str | None = None
+        self.last_answer: str | None = None
+        self.customer_intent: str | None = None
+        self.reopened = False
+        self.changes = 0
+        self.timeline: list[TimelineEntry] = []
+        self.clock_events: list[ClockEventRecord] = []
+        self.mails: list[MailRequest] = []
+        self.record_lock = asyncio.Lock()
+
+    # ---- the process -------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: OpenConcernInput) -> ConcernState:
+        resumed = input.carried is not None
+        if not resumed:
+            now = workflow.now()
+            self._note("opened", f"Registered under SOP {self.sop.id} v{self.sop.version}", meta={"sop": self.sop.id})
+            targets = self.policy.priorities[self.priority]
+            self._clock(self.clocks.start("first_response", targets.first_response, now))
+            self._clock(self.clocks.start("resolution", targets.resolution, now))
+            self.status = "open"
+        watcher = asyncio.create_task(self._watch_clocks())
+        step_id: str | None = self.step_id
+        while step_id is not None:
+            if not resumed:
+                self.step_id, self.step_entered_at = step_id, workflow.now()
+            step_id = await self._run_step(self.step_id, resumed)
+            resumed = False
+        watcher.cancel()
+        await self._record()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state()
+
+    async def _run_step(self, step_id: str, resumed: bool) -> str | None:
+        step = self.sop.steps[step_id]
+        if isinstance(step, AutomateStep):
+            return await self._automate(step_id, step)
+        if isinstance(step, DecideStep):
+            value = {"priority": self.priority, "category": self.category, "channel": self.inp.channel,
+                     "tier": self.inp.customer.tier}[step.on]
+            target = step.cases.get(str(value), step.default)
+            self._note("decided", f"{step.on} is {value}: to {target}", meta={"step": step_id})
+            return target
+        if isinstance(step, HumanStep):
+            return await self._human(step_id, step, resumed)
+        if isinstance(step, AskCustomerStep):
+            return await self._ask_customer(step_id, step, resumed)
+        if isinstance(step, NotifyStep):
+            text = f"Sent '{step.template}' to the {step.to}"
+            if step.to == "customer":
+                self._send(step.template, kind="notice", body=text)
+            else:
+                self._note("team_notice", text, meta={"template": step.template})
+            return step.next
+        if isinstance(step, SurveyStep):
+            self._send("survey", kind="survey", body="Asked the customer to rate the service")
+            return step.next
+        if isinstance(step, EndStep):
+            return await self._end(step_id, step, resumed)
+        raise ApplicationError(f"unknown step type at {step_id}", non_retryable=True)
+
+    async def _automate(self, step_id: str, step: AutomateStep) -> str:
+        self._enter(step_id, "open", f"Automated step '{step_id}': {step.action}")
+        await self._record()
+        request = AutomationRequest(
+            action=step.action, concern_id=self.inp.concern_id, workflow_id=workflow.info().workflow_id,
+            step=step_id, seq=self.seq, customer_id=self.inp.customer.id, customer_email=self.inp.customer.email,
+            customer_name=self.inp.customer.name, subject=self.inp.subject, body=self.inp.body,
+            category=self.category, category_from_customer=self.inp.category_from_customer,
+            priority=self.priority, channel=self.inp.channel, tier=self.inp.customer.tier,
+        )
+        try:
+            result = await workflow.execute_activity(
+                "run_automation", request, result_type=AutomationResult,
+                start_to_close_timeout=AUTOMATION_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=["UnknownAction"]),
+            )
+        except ActivityError as err:
+            result = AutomationResult(outcome="error", detail=str(err.cause or err))
+        outcome = result.outcome if result.outcome in step.outcomes else _fallback_outcome(step.outcomes)
+        meta = {"action": step.action, "outcome": result.outcome, "score": result.score,
+                "article_id": result.article_id, "detail": result.detail}
+        self._note("automated", f"{step.action}: {result.outcome}", author="e-level", meta=meta)
+        if result.category and result.category != self.category:
+            self.category = result.category
+        if result.priority and result.priority != self.priority:
+            self._set_priority(result.priority)
+        target = step.outcomes[outcome]
+        if result.message:
+            # An answer followed by a question to the customer goes out as one mail, sent by the question.
+            mail = not isinstance(self.sop.steps.get(target), AskCustomerStep)
+            template = step.action if step.action in ("kb_answer", "password_reset") else "reply"
+            self._send(template, kind="automated_answer", body=result.message, author="e-level", meta=meta, mail=mail)
+            self.last_answer = result.message
+        return target
+
+    async def _human(self, step_id: str, step: HumanStep, resumed: bool) -> str:
+        now = workflow.now()
+        ola = f"ola_l{step.level}"
+        clock_name = f"step:{step_id}"
+        if not resumed:
+            self.assignee, self.outcome = None, None
+            self.last_human_step = step_id
+            self._enter(step_id, "open", f"In the level {step.level} queue",
+                        meta={"level": step.level, "skills": step.skills})
+            if step.level in self.policy.levels:
+                self._clock(self.clocks.start(ola, self.policy.levels[step.level], now))
+            if step.escalate_after:
+                self._clock(self.clocks.start(clock_name, step.escalate_after, now))
+            await self._record()
+        await self._wait(lambda: self.outcome is not None)
+        outcome = self.outcome
+        self.outcome = None
+        now = workflow.now()
+        self._clock(self.clocks.stop(ola, now))
+        self._clock(self.clocks.stop(clock_name, now))
+        self.clocks.discard(clock_name)
+        if outcome == "timeout":
+            self._note("escalated", f"Level {step.level} time is up", meta={"reason": "timeout"})
+        if outcome != "resolved":
+            self.assignee = None
+        target = step.outcomes.get(outcome or "") or step.outcomes.get("escalated") or step.outcomes["resolved"]
+        return target
+
+    async def _ask_customer(self, step_id: str, step: AskCustomerStep, resumed: bool) -> str:
+        clock_name = f"step:{step_id}:wall"
+        if not resumed:
+            self.customer_intent, self.outcome = None, None
+            self._enter(step_id, "waiting_customer", f"Waiting for the customer ({step.message})")
+            self._send(step.message, kind="question", body=f"Asked the customer ({step.message})",
+                       context={"text": self.last_answer or ""})
+            self._pause_sla()
+            self._clock(self.clocks.start(clock_name, step.wait, workflow.now()))
+            await self._record()
+        await self._wait(lambda: self.customer_intent is not None or self.outcome == "no_reply")
+        intent, self.customer_intent, self.outcome = self.customer_intent, None, None
+        self._clock(self.clocks.stop(clock_name, workflow.now()))
+        self.clocks.discard(clock_name)
+        self.status = "open"
+        self._resume_sla()
+        if intent is None:
+            return step.outcomes["no_reply"]
+        wanted = {"solved": ["solved", "replied"], "not_solved": ["not_solved", "replied"],
+                  "message": ["replied", "not_solved"]}[intent]
+        for name in wanted:
+            if name in step.outcomes:
+                return step.outcomes[name]
+        return next(t for o, t in step.outcomes.items() if o != "no_reply") if len(step.outcomes) > 1 \
+            else step.outcomes["no_reply"]
+
+    async def _end(self, step_id: str, step: EndStep, resumed: bool) -> str | None:
+        now = workflow.now()
+        if not resumed:
+            self._enter(step_id, "resolved" if step.result == "resolved" else "closed", f"Ended: {step.result}")
+            for name in SLA_CLOCKS:
+                self._clock(self.clocks.stop(name, now))
+            self.resolved_at = now
+            if step.result != "resolved":
+                return await self._close()
+            await self._record()
+        self.reopened = False
+        deadline = self.step_entered_at + timedelta(seconds=self.inp.reopen_window)
+        await self._wait(lambda: self.reopened, deadline=lambda: deadline)
+        if not self.reopened:
+            return await self._close()
+        self.reopened = False
+        self._note("reopened", "The customer wrote again; the concern is open again")
+        targets = self.policy.priorities[self.priority]
+        self._clock(self.clocks.start("resolution", targets.resolution, workflow.now()))
+        self.resolved_at = None
+        return self.last_human_step or _first_human(self.sop)
+
+    async def _close(self) -> None:
+        self.status, self.closed_at = "closed", workflow.now()
+        self._note("closed", "Closed")
+        await self._record()
+        return None
+
+    async def _wait(self, done: Callable[[], bool], deadline: Callable[[], datetime | None] = lambda: None) -> None:
+        """Wait until `done()` or `deadline()`, continuing as new when history grows long."""
+        while not done():
+            if self._continue_suggested():
+                await self._continue_as_new()
+            limit = deadline()
+            now = workflow.now()
+            if limit is not None and now >= limit:
+                return
+            seen = self.changes
+            try:
+                await workflow.wait_condition(
+                    lambda: done() or self.changes != seen or self._continue_suggested(),
+                    timeout=(limit - now) if limit else None,
+                )
+            except asyncio.TimeoutError:
+                return
+
+    # ---- clocks ------------------------------------------------------------------------------
+
+    async def _watch_clocks(self) -> None:
+        """Fire warnings and breaches at their instant: one timer for the nearest, re-planned on every change."""
+        while True:
+            fired = self.clocks.fire_due(workflow.now())
+            if fired:
+                self._clock(fired)
+                for clock, kind in fired:
+                    if kind == "breach":
+                        self._on_breach(clock.name)
+                await self._record()
+            nearest = self.clocks.next_deadline()
+            seen = self.changes
+            timeout = None if nearest is None else max(nearest - workflow.now(), timedelta(milliseconds=1))
+            try:
+                await workflow.wait_condition(lambda: self.changes != seen, timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def _on_breach(self, clock_name: str) -> None:
+        step = self.sop.steps.get(self.step_id)
+        if isinstance(step, AskCustomerStep) and clock_name == f"step:{self.step_id}:wall":
+            self.outcome = "no_reply"
+        elif isinstance(step, HumanStep) and self.outcome is None and not self.awaiting_reply:
+            if clock_name == f"step:{self.step_id}" or (
+                not is_step_clock(clock_name) and "timeout" in step.outcomes
+            ):
+                self.outcome = "timeout"
+        self.changes += 1
+
+    def _clock(self, transitions: list[Transition]) -> None:
+        event_id = workflow.info().get_current_history_length()
+        for clock, kind in transitions:
+            self.seq += 1
+            self.clock_events.append(ClockEventRecord(
+                seq=self.seq, clock=clock.name, kind=kind, at=workflow.now(), event_id=event_id,
+                elapsed=clock.elapsed, target=clock.target, due_at=clock.due_at,
+            ))
+        if transitions:
+            self.changes += 1
+
+    def _pause_sla(self) -> None:
+        now = workflow.now()
+        for clock in self.clocks.all():
+            if clock.state == "running" and not clock.name.endswith(":wall"):
+                self._clock(self.clocks.pause(clock.name, now))
+
+    def _resume_sla(self) -> None:
+        now = workflow.now()
+        for clock in self.clocks.all():
+            self._clock(self.clocks.resume(clock.name, now))
+
+    def _responded(self) -> None:
+        now = workflow.now()
+        self._clock(self.clocks.stop("first_response", now))
+        self._clock(self.clocks.stop("next_response", now))
+
+    def _set_priority(self, priority: str) -> None:
+        self.priority = priority
+        targets = self.policy.priorities[priority]
+        now = workflow.now()
+        for name in SLA_CLOCKS:
+            self.clocks.retarget(name, getattr(targets, name), now)
+        self.changes += 1
+
+    # ---- agents and customers ----------------------------------------------------------------
+
+    @workflow.update
+    async def act(self, action: AgentAction) -> ConcernState:
+        agent, kind = action.agent, action.type
+        author = {"author": agent.name, "author_user_id": agent.id}
+        if kind == "claim":
+            self.assignee = agent
+            self._note("claimed", f"Claimed by {agent.name}", **author)
+        elif kind == "release":
+            self.assignee = None
+            self._note("released", f"Released by {agent.name}", **author)
+        elif kind == "assign":
+            self.assignee = action.assignee
+            self._note("assigned", f"Assigned to {action.assignee.name} by {agent.name}", **author)
+        elif kind == "reply":
+            self._send("reply", kind="reply", body=action.text, **author)
+            self._responded()
+        elif kind == "note":
+            self._note("note", action.text, **author)
+        elif kind == "request_info":
+            self._send("question", kind="question", body=action.text, **author)
+            self._responded()
+            self.awaiting_reply, self.status = True, "waiting_customer"
+            self._pause_sla()
+        elif kind == "resolve":
+            self._send("resolution", kind="resolution", body=action.text,
+                       meta={"worth_article": action.worth_article}, **author)
+            self._responded()
+            self.outcome = "resolved"
+        elif kind == "escalate":
+            self._note("escalated", f"Escalated by {agent.name}: {action.reason}", meta={"reason": action.reason},
+                       **author)
+            self.outcome = "escalated"
+        elif kind == "set_priority":
+            self._note("priority", f"Priority {self.priority} → {action.priority} by {agent.name}", **author)
+            self._set_priority(action.priority or self.priority)
+        elif kind == "set_category":
+            self._note("category", f"Category {self.category or '-'} → {action.category} by {agent.name}", **author)
+            self.category = action.category
+        self.changes += 1
+        await self._record()
+        return self._state()
+
+    @act.validator
+    def _validate_act(self, action: AgentAction) -> None:
+        reason = self._rejection(action)
+        if reason:
+            raise ValueError(reason)
+
+    def _rejection(self, action: AgentAction) -> str | None:
+        """Why `action` is not allowed now, or None."""
+        kind, agent = action.type, action.agent
+        if self.status == "closed":
+            return "the concern is closed"
+        if kind == "note":
+            return None if action.text.strip() else "a note needs text"
+        if self.status == "resolved":
+            return "the concern is resolved; it reopens when the customer writes again"
+        if kind == "set_priority":
+            if action.priority is None:
+                return "choose a priority"
+            return "the priority is already " + action.priority if action.priority == self.priority else None
+        if kind == "set_category":
+            return None if action.category else "choose a category"
+        step = self.sop.steps.get(self.step_id)
+        if not isinstance(step, HumanStep):
+            return f"the concern is at the automated step '{self.step_id}', not in a queue"
+        if self.outcome is not None:
+            return "the concern is already leaving this step"
+        if kind == "claim":
+            if self.assignee is not None:
+                who = "you" if self.assignee.id == agent.id else self.assignee.name
+                return f"already claimed by {who}"
+            return _fit(agent, step)
+        if kind == "assign":
+            if not agent.lead:
+                return "only a team lead can assign concerns"
+            if action.assignee is None:
+                return "choose an agent to assign"
+            return _fit(action.assignee, step)
+        if kind in NEEDS_CLAIM:
+            if self.assignee is None:
+                return "claim the concern first"
+            if self.assignee.id != agent.id:
+                return f"claimed by {self.assignee.name}; only they can {kind.replace('_', ' ')}"
+        if kind in NEEDS_TEXT and not action.text.strip():
+            return NEEDS_TEXT[kind]
+        if kind == "request_info" and self.awaiting_reply:
+            return "already waiting for the customer's answer"
+        if kind == "escalate":
+            if not action.reason.strip():
+                return "give a reason for the escalation"
+            if "escalated" not in step.outcomes:
+                return f"there is no higher level after step '{self.step_id}' in this SOP"
+        return None
+
+    @workflow.signal
+    async def customer_message(self, message: CustomerMessage) -> None:
+        if self.status == "closed":
+            return
+        now = workflow.now()
+        if self.status == "resolved":
+            if message.intent != "solved":
+                self.reopened = True
+        elif isinstance(self.sop.steps.get(self.step_id), AskCustomerStep):
+            self.customer_intent = message.intent
+        elif self.awaiting_reply:
+            self.awaiting_reply, self.status = False, "open"
+            self._resume_sla()
+        clock = self.clocks.get("next_response")
+        if message.intent != "solved" and (clock is None or clock.state in ("idle", "stopped")):
+            # Next response runs from the oldest unanswered customer message, so a running clock keeps going.
+            self._clock(self.clocks.start("next_response", self.policy.priorities[self.priority].next_response, now))
+        self.changes += 1
+        await self._record()
+
+    @workflow.signal
+    async def survey_answer(self, answer: SurveyAnswer) -> None:
+        if self.status == "closed":
+            return
+        self.csat = answer.csat if answer.csat is not None else self.csat
+        self.nps = answer.nps if answer.nps is not None else self.nps
+        self._note("rating", answer.comment, author=self.inp.customer.name or "customer",
+                   meta={"csat": answer.csat, "nps": answer.nps}, direction="in")
+        self.changes += 1
+        await self._record()
+
+    @workflow.query
+    def state(self) -> ConcernState:
+        return self._state()
+
+    # ---- recording ---------------------------------------------------------------------------
+
+    def _enter(self, step_id: str, status: Status, body: str, meta: dict | None = None) -> None:
+        self.step_id, self.status = step_id, status
+        step = self.sop.steps[step_id]
+        self._note("step", body, meta={"step": step_id, "type": step.type, **(meta or {})})
+
+    def _note(self, kind: str, body: str, *, author: str = "", author_user_id: int | None = None,
+              meta: dict | None = None, direction: str = "internal") -> TimelineEntry:
+        self.seq += 1
+        entry = TimelineEntry(seq=self.seq, kind=kind, direction=direction, body=body, author=author,
+                              author_user_id=author_user_id, meta=meta or {}, at=workflow.now())
+        self.timeline.append(entry)
+        return entry
+
+    def _send(self, template: str, *, kind: str, body: str, author: str = "", author_user_id: int | None = None,
+              meta: dict | None = None, mail: bool = True, context: dict | None = None) -> None:
+        entry = self._note(kind, body, author=author, author_user_id=author_user_id, meta=meta, direction="out")
+        if mail and self.inp.customer.email:
+            entry.channel = "email"
+            self.mails.append(MailRequest(seq=entry.seq, template=template, context=context or {"text": body}))
+
+    async def _record(self) -> None:
+        """Write what changed to the registry in one local activity, idempotent by (concern, seq)."""
+        async with self.record_lock:
+            batch = RecordInput(
+                workflow_id=workflow.info().workflow_id, run_id=workflow.info().run_id,
+                customer_id=self.inp.customer.id, snapshot=self._snapshot(),
+                timeline=self.timeline, clock_events=self.clock_events, mails=self.mails,
+            )
+            self.timeline, self.clock_events, self.mails = [], [], []
+            await workflow.execute_local_activity("record", batch, start_to_close_timeout=RECORD_TIMEOUT)
+            if batch.mails and self.inp.deliver_mail:
+                for mail in batch.mails:
+                    workflow.start_activity("deliver_mail", DeliverMail(concern_id=self.inp.concern_id, seq=mail.seq),
+                                            start_to_close_timeout=MAIL_TIMEOUT,
+                                            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10)),
+                                            summary=f"mail {self.inp.concern_id}#{mail.seq}")
+
+    def _snapshot(self) -> ConcernSnapshot:
+        step = self.sop.steps.get(self.step_id)
+        return ConcernSnapshot(
+            concern_id=self.inp.concern_id, seq=self.seq, status=self.status, step=self.step_id,
+            step_type=step.type if step else None,
+            level=step.level if isinstance(step, HumanStep) else None,
+            skills=list(step.skills) if isinstance(step, HumanStep) else [],
+            assignee_id=self.assignee.id if self.assignee else None,
+            assignee_name=self.assignee.name if self.assignee else None,
+            priority=self.priority, category=self.category, sop_id=self.sop.id, sop_version=self.sop.version,
+            sla_policy=self.policy.id, sla_state=self.clocks.sla_state(self.status == "waiting_customer"),
+            next_due_at=self.clocks.next_due(), clocks=self.clocks.all(), resolved_at=self.resolved_at,
+            closed_at=self.closed_at, csat=self.csat, nps=self.nps,
+        )
+
+    def _state(self) -> ConcernState:
+        snap = self._snapshot()
+        return ConcernState(
+            concern_id=snap.concern_id, status=snap.status, step=snap.step, step_type=snap.step_type,
+            level=snap.level, skills=snap.skills, assignee_id=snap.assignee_id, assignee_name=snap.assignee_name,
+            priority=snap.priority, category=snap.category, sop_id=snap.sop_id, sop_version=snap.sop_version,
+            clocks=snap.clocks, waiting_on_customer=self.status == "waiting_customer",
+            history_length=workflow.info().get_current_history_length(),
+        )
+
+    # ---- continue-as-new ---------------------------------------------------------------------
+
+    def _continue_suggested(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > self.inp.continue_after_events
+
+    async def _continue_as_new(self) -> None:
+        await self._record()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carried = ConcernCarry(
+            step=self.step_id, step_entered_at=self.step_entered_at, status=self.status, seq=self.seq,
+            priority=self.priority, category=self.category, assignee=self.assignee, clocks=self.clocks.all(),
+            awaiting_reply=self.awaiting_reply, last_human_step=self.last_human_step, resolved_at=self.resolved_at,
+            csat=self.csat, nps=self.nps,
+        )
+        workflow.continue_as_new(self.inp.model_copy(update={"carried": carried}))
+
+
+def _fit(agent: AgentRef, step: HumanStep) -> str | None:
+    if agent.level < step.level:
+        return f"this step needs a level {step.level} agent; {agent.name} is level {agent.level}"
+    missing = sorted(set(step.skills) - set(agent.skills))
+    if missing:
+        return f"this step needs the skills {', '.join(missing)}"
+    return None
+
+
+def _fallback_outcome(outcomes: dict[str, str]) -> str:
+    for name in ("error", "failed", "no_match", "unavailable", "not_found", "not_eligible", "unclassified"):
+        if name in outcomes:
+            return name
+    return next(iter(outcomes))
+
+
+def _first_human(sop) -> str | None:
+    return next((sid for sid, s in sop.steps.items() if isinstance(s, HumanStep)), None)
