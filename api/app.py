@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the FastAPI application serving the JSON API, health and the web pages."""
+"""`create_app(settings)`: the FastAPI application serving the JSON API and health (web pages are added by `web.app`)."""
 
 from __future__ import annotations
 
@@ -44,10 +44,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(concerns.router)
-    try:
-        from web.routes import install as install_web
-    except ImportError:
-        install_web = None
-    if install_web is not None:
-        install_web(app)
     return app

@@ -230,7 +230,7 @@ async def desk_on_both(request, tmp_path, temporal_server, temporal_client) -> D
 
 
 async def _desk(tmp_path, url, temporal_server, client):
-    from api.app import create_app
+    from web.app import create_site
     from api.intake import Intake
     from api.security import create_token, create_user
     from worker import build_worker
@@ -241,7 +241,7 @@ async def _desk(tmp_path, url, temporal_server, client):
     publish_all(sessions)
     catalog = catalog_with_test_policies()
     worker = build_worker(client, settings, sessions)
-    app = create_app(settings)
+    app = create_site(settings)
     with sessions.begin() as session:
         admin = create_user(session=session, email="admin@desk.test", password="admin-password", role="admin")
         token = create_token(session=session, user=admin)

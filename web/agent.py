@@ -1,0 +1,5 @@
+"""HTML routes: agent."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""HTML routes: auth_pages."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

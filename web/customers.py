@@ -1,0 +1,5 @@
+"""HTML routes: customers."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

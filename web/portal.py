@@ -1,0 +1,5 @@
+"""HTML routes: portal."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
