@@ -187,6 +187,7 @@ class Desk:
     http: httpx.AsyncClient
     worker: object
     auth: dict
+    app: object
 
     async def concern(self, concern_id: str):
         from registry.models import Concern
@@ -250,5 +251,49 @@ async def _desk(tmp_path, url, temporal_server, client):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk") as http:
             yield Desk(settings=settings, sessions=sessions, client=client,
                        intake=Intake(sessions=sessions, client=client, settings=settings, catalog=catalog),
-                       http=http, worker=worker, auth={"Authorization": f"Bearer {token}"})
+                       http=http, worker=worker, auth={"Authorization": f"Bearer {token}"}, app=app)
     engine.dispose()
+
+
+# ---- a live HTTP server and a real browser ---------------------------------------------------
+
+
+@pytest.fixture
+async def live_url(desk) -> str:
+    """The desk's app served by uvicorn on a free loopback port, for browsers and raw HTTP clients."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(desk.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+async def browser():
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser, artifacts, request):
+    """A fresh browser context and page; a screenshot lands in tests/artifacts when the test ends."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    yield page
+    await page.screenshot(path=str(artifacts / f"{request.node.name}.png"), full_page=True)
+    await context.close()
