@@ -63,22 +63,25 @@ class MailActivities:
     @activity.defn(name="deliver_mail")
     async def deliver_mail(self, request: DeliverMail) -> str:
         """Send one queued mail to the relay; failures are recorded on the outbox row and retried."""
-        from activities.mail_out import Mailer, mark_failed, mark_sent, message_from_outbox
+        from activities.mail_out import Mailer, MailRefused, mark_failed, mark_sent, message_from_outbox
 
         with self.sessions.begin() as session:
             row = session.exec(
                 select(OutboxMail).where(OutboxMail.concern_id == request.concern_id, OutboxMail.seq == request.seq)
             ).first()
-            if row is None or row.status == "sent":
+            if row is None or row.status in ("sent", "local"):
                 return "nothing to send"
             message = message_from_outbox(row, from_address=self.settings.support_address)
             row_id = row.id
         try:
-            await Mailer(self.settings).send(message)
+            relayed = await Mailer(self.settings).send(message)
         except Exception as err:
             with self.sessions.begin() as session:
                 mark_failed(session=session, outbox_id=row_id, error=str(err))
+            if isinstance(err, MailRefused):
+                # The relay refused for good (no such mailbox): retrying would only repeat the refusal.
+                raise ApplicationError(f"the relay refused the mail: {err}", non_retryable=True) from err
             raise
         with self.sessions.begin() as session:
-            mark_sent(session=session, outbox_id=row_id)
-        return "sent"
+            mark_sent(session=session, outbox_id=row_id, relayed=relayed)
+        return "sent" if relayed else "kept in the local outbox"
