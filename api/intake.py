@@ -109,6 +109,7 @@ class Intake:
             sop=sop, policy=policy, calendar=calendar,
             reopen_window=parse_duration(self.settings.reopen_window),
             deliver_mail=self.settings.relay_host is not None,
+            continue_after_events=self.settings.continue_after_events,
         )
 
     async def start(self, concern: Concern) -> None:

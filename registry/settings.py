@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     support_address: str = "support@ccr.localhost"
 
     reopen_window: str = "7d"
+    continue_after_events: int = Field(default=8000, description="history length after which a concern continues as new")
     max_attachment_bytes: int = 10 * 1024 * 1024
     max_message_bytes: int = 25 * 1024 * 1024
 
