@@ -2,3 +2,6 @@
 
 import registry.knowledge  # noqa: F401
 import registry.models  # noqa: F401
+import registry.attachments  # noqa: F401
+import registry.mailbox  # noqa: F401
+import registry.ratings  # noqa: F401
