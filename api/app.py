@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from api import concerns, health
+from api import concerns, customers, health
 from api.catalog import Catalog
 from registry.db import Sessions, make_engine
 from registry.settings import Settings
@@ -44,4 +44,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(concerns.router)
+    app.include_router(customers.router)
     return app

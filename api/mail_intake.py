@@ -6,7 +6,9 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from aiosmtpd.controller import Controller
 from sqlmodel import Session, col, select
+from temporalio.client import Client
 
 from api.catalog import Catalog
 from api.intake import Intake, IntakeError
@@ -191,21 +193,36 @@ def _stored_text(mail: InboundMail) -> str:
     return "(no text; see the attachments)" if mail.attachments else "(the message had no text)"
 
 
-async def serve_smtp(settings: Settings, *, intake: Intake | None = None) -> None:
-    """Run the inbound SMTP listener on `settings.smtp_host:smtp_port` until cancelled (`ccr smtp`, `ccr up`)."""
-    from workflows.client import make_client
+async def start_listener(settings: Settings, *, client: Client | None = None, sessions: Sessions | None = None,
+                         loop: asyncio.AbstractEventLoop | None = None, intake: Intake | None = None) -> Controller:
+    """Start the inbound SMTP listener with mail intake on this loop's clients; `stop_smtp` (or `.stop()`) ends it."""
+    if intake is None:
+        from workflows.client import make_client
 
+        if sessions is None:
+            sessions = Sessions(make_engine(settings.resolved_database_url))
+        intake = Intake(sessions=sessions, client=client or await make_client(settings), settings=settings,
+                        catalog=Catalog.load())
+    handler = IntakeHandler(MailIntake(intake).deliver, settings, loop=loop or asyncio.get_running_loop())
+    # Controller.start blocks until the listener answers; a thread keeps this loop serving meanwhile.
+    controller = await asyncio.to_thread(start_smtp, handler, settings.smtp_host, settings.smtp_port)
+    log.info("SMTP intake listening on %s:%s for %s", settings.smtp_host, settings.smtp_port, settings.support_address)
+    return controller
+
+
+async def serve_smtp(settings: Settings, *, intake: Intake | None = None) -> None:
+    """Run the inbound SMTP listener on `settings.smtp_host:smtp_port` until cancelled (`ccr smtp`)."""
     engine = None
     if intake is None:
+        from workflows.client import make_client
+
         engine = make_engine(settings.resolved_database_url)
         intake = Intake(sessions=Sessions(engine), client=await make_client(settings), settings=settings,
                         catalog=Catalog.load())
-    handler = IntakeHandler(MailIntake(intake).deliver, settings, loop=asyncio.get_running_loop())
-    controller = start_smtp(handler, settings.smtp_host, settings.smtp_port)
-    log.info("SMTP intake listening on %s:%s for %s", settings.smtp_host, settings.smtp_port, settings.support_address)
+    controller = await start_listener(settings, intake=intake)
     try:
         await asyncio.Event().wait()
     finally:
-        stop_smtp(controller)
+        await asyncio.to_thread(stop_smtp, controller)
         if engine is not None:
             engine.dispose()

@@ -5,3 +5,4 @@ import registry.models  # noqa: F401
 import registry.attachments  # noqa: F401
 import registry.mailbox  # noqa: F401
 import registry.ratings  # noqa: F401
+import registry.workspace  # noqa: F401

@@ -1,5 +1,255 @@
-"""HTML routes: portal."""
+"""Customer portal: sign up (by a mailed link), sign in and out, password reset, and the help articles."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import secrets
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote
+
+from email_validator import EmailNotValidError, validate_email
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import RedirectResponse
+from sqlmodel import select
+
+from activities.elevel.password_reset import ResetTokenError, make_reset_token, reset_link, verify_reset_token
+from activities.mail_out import Mailer, build_message, mark_failed, mark_sent
+from api.deps import SessionsDep, SettingsDep
+from api.security import hash_password, verify_password
+from registry import customers as crm
+from registry.db import Sessions
+from registry.knowledge import get_article, render_markdown, search_articles
+from registry.models import Customer, OutboxMail
+from registry.settings import Settings
+from registry.types import utcnow
+from web import portal_concerns
+from web.csrf import verify_csrf
+from web.templating import is_htmx, render, templates
+
+router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False, dependencies=[Depends(verify_csrf)])
+router.include_router(portal_concerns.router)
+
+MIN_PASSWORD = 8
+# One sign-in link per address per minute: enough for a lost mail, too few to bomb someone's inbox.
+LINK_INTERVAL = timedelta(seconds=60)
+
+
+def portal_customer(request: Request, sessions: SessionsDep) -> Customer | None:
+    """The signed-in customer (following merges), or None."""
+    customer_id = request.session.get("customer_id") if "session" in request.scope else None
+    if not customer_id:
+        return None
+    with sessions.begin() as session:
+        return crm.surviving(session=session, customer_id=customer_id)
+
+
+MaybeCustomer = Annotated[Customer | None, Depends(portal_customer)]
+
+
+def _sign_in(request: Request, customer: Customer) -> None:
+    # A fresh session on every sign-in, so a session id planted before it is worth nothing after.
+    request.session.clear()
+    request.session["customer_id"] = customer.id
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/portal") and not value.startswith("//") else "/portal/concerns"
+
+
+def _email(value: str) -> str | None:
+    try:
+        return crm.normalise_email(validate_email(value.strip(), check_deliverability=False).normalized)
+    except EmailNotValidError:
+        return None
+
+
+async def send_sign_in_link(*, sessions: Sessions, settings: Settings, customer: Customer, welcome: bool) -> None:
+    """Mail the customer a single-use link to choose a password (it proves they own the address)."""
+    link = reset_link(make_reset_token(customer.email, settings=settings, password_hash=customer.password_hash),
+                      settings=settings)
+    context = {"name": customer.name, "link": link, "welcome": welcome}
+    subject = "Choose your password for Customer Care" if welcome else "Set a new password for Customer Care"
+    text = templates.env.get_template("portal/mail/sign_in_link.txt").render(context)
+    html = templates.env.get_template("portal/mail/sign_in_link.html").render(context)
+    domain = settings.support_address.rsplit("@", 1)[-1]
+    message_id = f"<ccr.account.{secrets.token_hex(12)}@{domain}>"
+    with sessions.begin() as session:
+        recent = session.exec(select(OutboxMail).where(
+            OutboxMail.to_address == customer.email, OutboxMail.concern_id.is_(None),
+            OutboxMail.created_at > utcnow() - LINK_INTERVAL)).first()
+        if recent is not None:
+            return
+        row = OutboxMail(to_address=customer.email, subject=subject, message_id=message_id, text=text, html=html)
+        session.add(row)
+        session.flush()
+        row_id, created = row.id, row.created_at
+    message = build_message(to=customer.email, from_address=settings.support_address, subject=subject, text=text,
+                            html=html, message_id=message_id, in_reply_to=None, references=[], automated=True,
+                            date=created)
+    try:
+        relayed = await Mailer(settings).send(message)
+    except Exception as err:  # noqa: BLE001 - the failure is recorded on the outbox row for staff to see
+        with sessions.begin() as session:
+            mark_failed(session=session, outbox_id=row_id, error=str(err))
+        return
+    with sessions.begin() as session:
+        mark_sent(session=session, outbox_id=row_id, relayed=relayed)
+
+
+# ---- sign up, sign in, sign out, reset -------------------------------------------------------------
+
+
+@router.get("")
+def home(request: Request, customer: MaybeCustomer):
+    """The portal's front page: my concerns when signed in, otherwise help articles and sign-in."""
+    if customer is not None:
+        return RedirectResponse("/portal/concerns", status_code=303)
+    return render(request, "portal/home.html", {"customer": None, "title": "Customer portal"})
+
+
+@router.get("/signup")
+def signup_page(request: Request, customer: MaybeCustomer):
+    """The form to create an account."""
+    return render(request, "portal/signup.html", {"customer": customer, "title": "Create an account",
+                                                  "mode": "signup", "values": {}, "errors": []})
+
+
+@router.get("/forgot")
+def forgot_page(request: Request, customer: MaybeCustomer):
+    """The form to ask for a new password."""
+    return render(request, "portal/signup.html", {"customer": customer, "title": "Forgot your password?",
+                                                  "mode": "forgot", "values": {}, "errors": []})
+
+
+async def _link_form(request: Request, sessions: Sessions, settings: Settings, mode: str):
+    form = await request.form()
+    name, raw_email = str(form.get("name", "")).strip()[:200], str(form.get("email", ""))
+    email = _email(raw_email)
+    errors = [] if email else ["Enter a valid e-mail address."]
+    if mode == "signup" and not name:
+        errors.append("Enter your name.")
+    if errors:
+        return render(request, "portal/signup.html", {
+            "customer": None, "title": "Create an account" if mode == "signup" else "Forgot your password?",
+            "mode": mode, "values": {"name": name, "email": raw_email}, "errors": errors}, status_code=422)
+    with sessions.begin() as session:
+        if mode == "signup":
+            customer, _ = crm.find_or_create_customer(session=session, email=email, name=name)
+        else:
+            customer = crm.find_customer(session=session, email=email)
+    # The same answer whether or not the address is known, so the page does not reveal who has an account.
+    if customer is not None and customer.email:
+        await send_sign_in_link(sessions=sessions, settings=settings, customer=customer, welcome=mode == "signup")
+    return render(request, "portal/link_sent.html", {"customer": None, "title": "Check your mail", "email": email})
+
+
+@router.post("/signup")
+async def signup(request: Request, sessions: SessionsDep, settings: SettingsDep):
+    """Register the address and mail a link to choose a password."""
+    return await _link_form(request, sessions, settings, "signup")
+
+
+@router.post("/forgot")
+async def forgot(request: Request, sessions: SessionsDep, settings: SettingsDep):
+    """Mail a link to choose a new password, if the address has an account."""
+    return await _link_form(request, sessions, settings, "forgot")
+
+
+@router.get("/login")
+def login_page(request: Request, customer: MaybeCustomer, next: str | None = None):
+    """The sign-in form."""
+    return render(request, "portal/login.html", {"customer": customer, "title": "Sign in", "next": _safe_next(next),
+                                                 "email": "", "error": None})
+
+
+@router.post("/login")
+async def login(request: Request, sessions: SessionsDep):
+    """Check the password and start a fresh session."""
+    form = await request.form()
+    email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "")))
+    with sessions.begin() as session:
+        customer = crm.find_customer(session=session, email=email) if email else None
+    if not verify_password(password, customer.password_hash if customer else None):
+        return render(request, "portal/login.html", {
+            "customer": None, "title": "Sign in", "next": target, "email": email,
+            "error": "That e-mail address and password do not match an account."}, status_code=401)
+    _sign_in(request, customer)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request):
+    """End the session."""
+    request.session.clear()
+    return RedirectResponse("/portal/login", status_code=303)
+
+
+def _reset_email(token: str, settings: Settings, sessions: Sessions) -> tuple[str | None, str | None]:
+    try:
+        return verify_reset_token(token, settings=settings, sessions=sessions), None
+    except ResetTokenError as err:
+        return None, str(err)
+
+
+@router.get("/reset/{token}")
+def reset_page(token: str, request: Request, settings: SettingsDep, sessions: SessionsDep):
+    """Choose a password with a mailed link (sign-up and forgotten passwords alike)."""
+    email, error = _reset_email(token, settings, sessions)
+    return render(request, "portal/reset.html", {"customer": None, "title": "Choose a password", "token": token,
+                                                 "email": email, "error": error, "errors": []},
+                  status_code=400 if error else 200)
+
+
+@router.post("/reset/{token}")
+async def reset(token: str, request: Request, settings: SettingsDep, sessions: SessionsDep):
+    """Set the password, which also uses up the link, and sign in."""
+    email, error = _reset_email(token, settings, sessions)
+    form = await request.form()
+    password, repeat = str(form.get("password", "")), str(form.get("password_repeat", ""))
+    errors = []
+    if len(password) < MIN_PASSWORD or len(password) > 200:
+        errors.append(f"Choose a password of at least {MIN_PASSWORD} characters.")
+    elif password != repeat:
+        errors.append("The two passwords differ.")
+    if error or errors:
+        return render(request, "portal/reset.html", {"customer": None, "title": "Choose a password", "token": token,
+                                                     "email": email, "error": error, "errors": errors},
+                      status_code=400 if error else 422)
+    hashed = hash_password(password)
+    with sessions.begin() as session:
+        owner = session.exec(select(Customer).where(Customer.email == email)).one()
+        customer = crm.surviving(session=session, customer_id=owner.id)
+        # The link names the address's own row; changing its hash too is what makes the link single-use.
+        for row in {owner.id: owner, customer.id: customer}.values():
+            row.password_hash = hashed
+            session.add(row)
+    _sign_in(request, customer)
+    return RedirectResponse("/portal/concerns", status_code=303)
+
+
+# ---- help articles -------------------------------------------------------------------------------
+
+
+@router.get("/kb")
+def knowledge(request: Request, sessions: SessionsDep, customer: MaybeCustomer, q: str = ""):
+    """Search the published help articles (a fragment of results for htmx)."""
+    q = q.strip()[:200]
+    with sessions.begin() as session:
+        hits = search_articles(session=session, query=q, limit=8) if q else []
+    context = {"customer": customer, "title": "Help articles", "q": q, "hits": hits}
+    if is_htmx(request) and request.headers.get("HX-Boosted") != "true":
+        return render(request, "portal/_kb_results.html", context)
+    return render(request, "portal/kb.html", context)
+
+
+@router.get("/kb/{article_id}")
+def article(article_id: int, request: Request, sessions: SessionsDep, customer: MaybeCustomer):
+    """A published help article (the e-level's answers link here)."""
+    with sessions.begin() as session:
+        found = get_article(session=session, article_id=article_id)
+    if found is None or found.status != "published":
+        raise HTTPException(404, "no such help article")
+    return render(request, "portal/article.html", {"customer": customer, "title": found.title, "article": found,
+                                                   "body_html": render_markdown(found.body),
+                                                   "ask": quote(found.title)})
