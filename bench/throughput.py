@@ -71,7 +71,7 @@ async def concern_rate(client, settings: Settings, sessions: Sessions, count: in
                 with sessions.begin() as session:
                     if session.get(Concern, concern.id).step == "level1":
                         break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.25)
             await handle.execute_update(ConcernWorkflow.act, AgentAction(type="claim", agent=AGENT))
             await handle.execute_update(ConcernWorkflow.act, AgentAction(type="resolve", agent=AGENT, text="Done"))
             await handle.result()

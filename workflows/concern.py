@@ -140,8 +140,8 @@ class ConcernWorkflow:
         raise ApplicationError(f"unknown step type at {step_id}", non_retryable=True)
 
     async def _automate(self, step_id: str, step: AutomateStep) -> str:
+        # Recorded together with the action's result, to spend one registry write on the step.
         self._enter(step_id, "open", f"Automated step '{step_id}': {step.action}")
-        await self._record()
         request = AutomationRequest(
             action=step.action, concern_id=self.inp.concern_id, workflow_id=workflow.info().workflow_id,
             step=step_id, seq=self.seq, customer_id=self.inp.customer.id, customer_email=self.inp.customer.email,
@@ -287,10 +287,10 @@ class ConcernWorkflow:
                         self._on_breach(clock.name)
                 await self._record()
             nearest = self.clocks.next_deadline()
-            seen = self.changes
             timeout = None if nearest is None else max(nearest - workflow.now(), timedelta(milliseconds=1))
             try:
-                await workflow.wait_condition(lambda: self.changes != seen, timeout=timeout)
+                # Re-plan only when the nearest instant moves, so unrelated changes keep the running timer.
+                await workflow.wait_condition(lambda: self.clocks.next_deadline() != nearest, timeout=timeout)
             except asyncio.TimeoutError:
                 pass
 
@@ -381,7 +381,9 @@ class ConcernWorkflow:
             self._note("category", f"Category {self.category or '-'} → {action.category} by {agent.name}", **author)
             self.category = action.category
         self.changes += 1
-        await self._record()
+        if self.outcome is None:
+            await self._record()
+        # else the main loop leaves the step and records everything in this same workflow task
         return self._state()
 
     @act.validator
