@@ -40,9 +40,9 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Connect and poll until cancelled."""
     from registry.db import make_engine
-    from workflows.client import make_client
+    from workflows.client import make_client, worker_runtime
 
-    client = await make_client(settings)
+    client = await make_client(settings, runtime=worker_runtime(settings))
     sessions = Sessions(make_engine(settings.resolved_database_url))
     worker = build_worker(client, settings, sessions)
     await worker.run()

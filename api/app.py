@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from api import concerns, customers, health
+from api import concerns, customers, health, metrics
 from api.catalog import Catalog
 from registry.db import Sessions, make_engine
 from registry.settings import Settings
@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         SessionMiddleware, secret_key=settings.signing_key, session_cookie="ccr_session", same_site="lax",
         https_only=settings.base_url.startswith("https://"), max_age=12 * 3600,
     )
+    app.state.metrics = metrics.Metrics(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(concerns.router)
     app.include_router(customers.router)
     return app

@@ -6,7 +6,7 @@ import base64
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from google.protobuf.json_format import MessageToDict
 from sqlmodel import Session
 from temporalio.client import WorkflowUpdateFailedError
@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 from api.deps import ClientDep, DbSession, IntakeDep, Principal, require
 from api.intake import IntakeError
+from api.metrics import metrics_of
 from api.schemas import (
     ActionIn,
     ConcernCreate,
@@ -63,7 +64,7 @@ def concern_public(session: Session, concern: Concern, *, internal: bool = True)
 
 @router.post("", status_code=201, response_model=ConcernCreated)
 async def open_concern(
-    body: ConcernCreate, intake: IntakeDep, principal: StaffOrCustomer, response: Response,
+    request: Request, body: ConcernCreate, intake: IntakeDep, principal: StaffOrCustomer, response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ConcernCreated:
     """Open a concern; the same `Idempotency-Key` always answers with the same concern."""
@@ -77,6 +78,8 @@ async def open_concern(
                                     idempotency_key=key)
     except IntakeError as err:
         raise _intake_error(err) from err
+    if (m := metrics_of(request)) is not None:
+        m.opened.labels(body.channel).inc()
     response.headers["Location"] = f"/api/concerns/{concern.id}"
     return ConcernCreated(id=concern.id, workflow_id=concern.workflow_id,
                           sop=SopRef(id=concern.sop_id, version=concern.sop_version), status=concern.status)
@@ -118,7 +121,9 @@ def get_concern(concern_id: str, session: DbSession, principal: StaffOrCustomer)
 
 @router.post("/{concern_id}/actions", response_model=ConcernPublic,
              responses={409: {"description": "not allowed now; `detail` says why"}})
-async def act(concern_id: str, body: ActionIn, session: DbSession, client: ClientDep, agent: Agent) -> ConcernPublic:
+async def act(
+    request: Request, concern_id: str, body: ActionIn, session: DbSession, client: ClientDep, agent: Agent,
+) -> ConcernPublic:
     """Perform an agent action as a workflow update (409 with the reason when the workflow rejects it)."""
     concern = visible_concern(session, concern_id, agent)
     assignee = None
@@ -130,7 +135,15 @@ async def act(concern_id: str, body: ActionIn, session: DbSession, client: Clien
     action = AgentAction(type=body.type, agent=agent.agent_ref(), text=body.text, reason=body.reason,
                          priority=body.priority, category=body.category, assignee=assignee,
                          worth_article=body.worth_article)
-    await perform(client, concern.workflow_id, action)
+    m = metrics_of(request)
+    try:
+        await perform(client, concern.workflow_id, action)
+    except HTTPException:
+        if m is not None:
+            m.actions.labels(body.type, "rejected").inc()
+        raise
+    if m is not None:
+        m.actions.labels(body.type, "accepted").inc()
     session.expire_all()
     return concern_public(session, session.get(Concern, concern_id))
 

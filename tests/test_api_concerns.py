@@ -111,3 +111,34 @@ async def test_readyz_reports_database_temporal_and_worker(desk):
         desk.app.state.settings.temporal_task_queue = queue
     assert not_ready.status_code == 503
     assert "no worker polls" in not_ready.json()["checks"]["worker"]["error"]
+
+
+async def test_metrics_count_intake_actions_and_the_projection(desk):
+    ada = _agent(desk, "ada@desk.test", 1)
+    created = (await desk.http.post("/api/concerns", json=BODY, headers=desk.auth)).json()
+    await desk.wait_for(created["id"], lambda c: c.step == "level1")
+    url = f"/api/concerns/{created['id']}/actions"
+    await desk.http.post(url, json={"type": "resolve", "text": "x"}, headers=ada)
+    await desk.http.post(url, json={"type": "claim"}, headers=ada)
+    assert (await desk.http.get("/metrics", headers=ada)).status_code == 403
+    text = (await desk.http.get("/metrics", headers=desk.auth)).text
+    assert 'ccr_concerns_opened_total{channel="api"} 1.0' in text
+    assert 'ccr_agent_actions_total{result="rejected",type="resolve"} 1.0' in text
+    assert 'ccr_agent_actions_total{result="accepted",type="claim"} 1.0' in text
+    assert 'ccr_concerns{sla_state="ok",status="open"} 1.0' in text
+
+
+async def test_worker_exports_temporal_sdk_metrics(tmp_path, temporal_server):
+    import httpx
+
+    from registry.settings import Settings
+    from tests.conftest import free_port
+    from workflows.client import make_client, worker_runtime
+
+    port = free_port()
+    settings = Settings(temporal_address=temporal_server.address, worker_metrics_address=f"127.0.0.1:{port}",
+                        data_dir=tmp_path)
+    await make_client(settings, runtime=worker_runtime(settings))
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"http://127.0.0.1:{port}/metrics")
+    assert response.status_code == 200

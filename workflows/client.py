@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from temporalio.client import Client, TLSConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from registry.settings import Settings
@@ -23,7 +24,14 @@ def _tls(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_api_key is not None
 
 
-async def make_client(settings: Settings) -> Client:
+def worker_runtime(settings: Settings) -> Runtime | None:
+    """A runtime exporting the SDK's worker metrics (task latencies, slots, polls) for Prometheus, if asked."""
+    if not settings.worker_metrics_address:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)))
+
+
+async def make_client(settings: Settings, runtime: Runtime | None = None) -> Client:
     """Connect to the configured Temporal namespace, or raise `TemporalUnreachable` saying what to fix."""
     try:
         return await Client.connect(
@@ -32,6 +40,7 @@ async def make_client(settings: Settings) -> Client:
             data_converter=pydantic_data_converter,
             tls=_tls(settings),
             api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+            runtime=runtime,
         )
     except Exception as err:  # the SDK raises a bare RuntimeError for most connection failures
         raise TemporalUnreachable(
