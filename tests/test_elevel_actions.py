@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 from itsdangerous import URLSafeTimedSerializer
-from knowledge_corpus import load_corpus
+from tests.knowledge_corpus import load_corpus
 
 import activities.elevel.actions  # noqa: F401
 from activities.elevel import ACTIONS, Automation, AutomationContext, AutomationRequest, AutomationResult

@@ -6,8 +6,8 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import DATABASES, fresh_database_url
-from knowledge_corpus import load_corpus
+from tests.conftest import DATABASES, fresh_database_url
+from tests.knowledge_corpus import load_corpus
 from sqlmodel import SQLModel
 
 import registry.tables  # noqa: F401
