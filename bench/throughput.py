@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import yaml
+from sqlmodel import select
 from temporalio.worker import Worker
 
 from api.catalog import Catalog
@@ -60,23 +61,48 @@ async def raw_rate(client, count: int, in_flight: int) -> float:
         return await _bounded(count, in_flight, one)
 
 
+class QueueWatcher:
+    """Learns when concerns reach the agents' queue the way the queue page does: one query for all of them."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+        self.waiting: dict[str, asyncio.Future] = {}
+
+    async def arrived(self, concern_id: str) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[concern_id] = future
+        await future
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            if not self.waiting:
+                continue
+            with self.sessions.begin() as session:
+                ids = list(self.waiting)
+                rows = session.exec(select(Concern.id).where(Concern.id.in_(ids), Concern.step == "level1"))
+                for concern_id in rows:
+                    self.waiting.pop(concern_id).set_result(None)
+
+
 async def concern_rate(client, settings: Settings, sessions: Sessions, count: int, in_flight: int) -> float:
     intake = Intake(sessions=sessions, client=client, settings=settings, catalog=Catalog.load())
+    watcher = QueueWatcher(sessions)
+    watching = asyncio.create_task(watcher.run())
     async with build_worker(client, settings, sessions):
         async def one(i: int) -> None:
             concern = await intake.open(email=f"bench{i}@example.com", subject=f"Bench {i}", body="Help",
                                         channel="api", category="bench")
             handle = client.get_workflow_handle_for(ConcernWorkflow.run, concern.workflow_id)
-            while True:
-                with sessions.begin() as session:
-                    if session.get(Concern, concern.id).step == "level1":
-                        break
-                await asyncio.sleep(0.25)
+            await watcher.arrived(concern.id)
             await handle.execute_update(ConcernWorkflow.act, AgentAction(type="claim", agent=AGENT))
             await handle.execute_update(ConcernWorkflow.act, AgentAction(type="resolve", agent=AGENT, text="Done"))
             await handle.result()
 
-        return await _bounded(count, in_flight, one)
+        try:
+            return await _bounded(count, in_flight, one)
+        finally:
+            watching.cancel()
 
 
 def start_dev_server(folder: Path, port: int, in_memory: bool) -> subprocess.Popen:
