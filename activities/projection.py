@@ -7,9 +7,22 @@ from sqlmodel import select
 from temporalio import activity
 
 from registry.db import Sessions
-from registry.models import ClockEvent, Concern, Interaction, OutboxMail
+from registry.knowledge import create_article
+from registry.models import ClockEvent, Concern, Interaction, OutboxMail, User
 from registry.types import utcnow
 from workflows.payloads import RecordInput
+
+
+def carry_forward(*, session, concern_id: str, resolution: str, user_id: int | None) -> None:
+    """Turn an expert's resolution into a draft article for review, so the e-level can answer the next one."""
+    concern = session.get(Concern, concern_id)
+    first = session.exec(select(Interaction).where(Interaction.concern_id == concern_id)
+                         .order_by(Interaction.id)).first()
+    body = (f"**Question**\n\n{first.body if first else concern.subject}\n\n"
+            f"**Answer**\n\n{resolution}\n")
+    author = session.get(User, user_id) if user_id is not None else None
+    create_article(session=session, title=concern.subject, body=body, owner_email=author.email if author else "",
+                   category=concern.category, source_concern_id=concern_id)
 
 
 class ProjectionActivities:
@@ -32,6 +45,8 @@ class ProjectionActivities:
             for entry in batch.timeline:
                 if entry.seq in done_timeline:
                     continue
+                if entry.kind == "resolution" and entry.meta.get("worth_article") and (entry.meta.get("level") or 0) >= 2:
+                    carry_forward(session=session, concern_id=cid, resolution=entry.body, user_id=entry.author_user_id)
                 session.add(Interaction(
                     customer_id=batch.customer_id, concern_id=cid, seq=entry.seq, kind=entry.kind,
                     channel=entry.channel, direction=entry.direction, author=entry.author,

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from api import concerns, customers, health, metrics
+from api import concerns, customers, health, metrics, reports
 from api.catalog import Catalog
 from registry.db import Sessions, make_engine
 from registry.settings import Settings
@@ -46,5 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(concerns.router)
+    app.include_router(reports.router)
     app.include_router(customers.router)
     return app

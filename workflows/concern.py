@@ -367,7 +367,7 @@ class ConcernWorkflow:
             self._pause_sla()
         elif kind == "resolve":
             self._send("resolution", kind="resolution", body=action.text,
-                       meta={"worth_article": action.worth_article}, **author)
+                       meta={"worth_article": action.worth_article, "level": self._level()}, **author)
             self._responded()
             self.outcome = "resolved"
         elif kind == "escalate":
@@ -512,6 +512,10 @@ class ConcernWorkflow:
                                             start_to_close_timeout=MAIL_TIMEOUT,
                                             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10)),
                                             summary=f"mail {self.inp.concern_id}#{mail.seq}")
+
+    def _level(self) -> int | None:
+        step = self.sop.steps.get(self.step_id)
+        return step.level if isinstance(step, HumanStep) else None
 
     def _snapshot(self) -> ConcernSnapshot:
         step = self.sop.steps.get(self.step_id)
