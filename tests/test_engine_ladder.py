@@ -82,3 +82,27 @@ async def test_closed_concern_rejects_actions(desk):
     await desk.wait_for(concern.id, lambda c: c.status == "closed", timeout=15)
     result = await desk.client.get_workflow_handle_for(ConcernWorkflow.run, concern.workflow_id).result()
     assert result.status == "closed"
+
+
+async def test_resolved_and_closed_concerns_refuse_actions_with_reasons(desk):
+    from api.security import create_token, create_user
+
+    desk.settings.reopen_window = "2s"
+    with desk.sessions.begin() as session:
+        user = create_user(session=session, email="ada@desk.test", password="ada-password", role="agent", level=1,
+                           name="Ada")
+        auth = {"Authorization": f"Bearer {create_token(session=session, user=user)}"}
+    concern = await open_concern(desk)
+    await desk.wait_for(concern.id, lambda c: c.level == 1)
+    url = f"/api/concerns/{concern.id}/actions"
+    assert (await desk.http.post(url, json={"type": "claim"}, headers=auth)).status_code == 200
+    assert (await desk.http.post(url, json={"type": "resolve", "text": "ok"}, headers=auth)).status_code == 200
+    await desk.wait_for(concern.id, lambda c: c.status == "resolved")
+    resolved = await desk.http.post(url, json={"type": "reply", "text": "one more thing"}, headers=auth)
+    assert resolved.status_code == 409
+    assert resolved.json()["detail"] == "the concern is resolved; it reopens when the customer writes again"
+    await desk.wait_for(concern.id, lambda c: c.status == "closed", timeout=15)
+    closed = await desk.http.post(url, json={"type": "note", "text": "late note"}, headers=auth)
+    assert closed.status_code == 409 and "not running" in closed.json()["detail"]
+    message = await desk.http.post(f"/api/concerns/{concern.id}/messages", json={"text": "hi"}, headers=desk.auth)
+    assert message.status_code == 409 and "open a new concern" in message.json()["detail"]
