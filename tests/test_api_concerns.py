@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlmodel import func, select
 
 from api.security import create_token, create_user
@@ -133,12 +135,22 @@ async def test_worker_exports_temporal_sdk_metrics(tmp_path, temporal_server):
 
     from registry.settings import Settings
     from tests.conftest import free_port
+    from worker import build_worker
     from workflows.client import make_client, worker_runtime
 
     port = free_port()
     settings = Settings(temporal_address=temporal_server.address, worker_metrics_address=f"127.0.0.1:{port}",
                         data_dir=tmp_path)
-    await make_client(settings, runtime=worker_runtime(settings))
-    async with httpx.AsyncClient() as http:
-        response = await http.get(f"http://127.0.0.1:{port}/metrics")
-    assert response.status_code == 200
+    runtime = worker_runtime(settings)
+    client = await make_client(settings, runtime=runtime)
+    async with build_worker(client, settings, None, task_queue=f"metrics-{port}"):
+        async with httpx.AsyncClient() as http:
+            for _ in range(50):  # the exporter starts in the background
+                try:
+                    response = await http.get(f"http://127.0.0.1:{port}/metrics")
+                    if "temporal_" in response.text:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+    assert response.status_code == 200 and "temporal_" in response.text
