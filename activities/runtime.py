@@ -50,7 +50,8 @@ class MailActivities:
         for mail in mails:
             context = {
                 "concern_id": concern.id, "subject": concern.subject, "customer_name": customer.name,
-                "portal_url": f"{self.settings.base_url}/portal/concerns/{concern.id}", **mail.context,
+                "portal_url": f"{self.settings.base_url}/portal/concerns/{concern.id}",
+                "survey_url": f"{self.settings.base_url}/portal/concerns/{concern.id}#rate", **mail.context,
             }
             subject, text, html = render_mail(mail.template, context)
             in_reply_to, references = thread_headers_for(session=session, concern_id=concern.id)

@@ -8,12 +8,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlmodel import Session, select
+from temporalio.service import RPCError
 
 from api.deps import DbSession, IntakeDep, Principal, require
 from api.intake import Intake, IntakeError
 from api.schemas import ConcernSummary, Priority, TimelineItem
 from registry import customers as crm
 from registry.models import Concern, Customer, Interaction, Organisation
+from registry.ratings import record_rating
+from workflows.concern import ConcernWorkflow
+from workflows.payloads import SurveyAnswer
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -145,8 +149,9 @@ async def log_call(intake: Intake, *, customer_id: int, call: CallIn, agent: Pri
     try:
         if concern is not None and concern.status != "closed":
             try:
-                row, _ = await intake.message(concern_id=concern.id, text=call.text, channel=call.channel,
-                                              author=author, meta=meta)
+                row, _ = await intake.message(
+                    concern_id=concern.id, text=call.text, channel=call.channel, author=author, meta=meta,
+                    source_key=f"call:{agent.id}:{idempotency_key}" if idempotency_key else None)
                 return CallLogged(concern_id=concern.id, interaction_id=row.id, opened=False)
             except IntakeError as err:
                 if err.status != 409:
@@ -170,6 +175,20 @@ async def log_call(intake: Intake, *, customer_id: int, call: CallIn, agent: Pri
     return CallLogged(concern_id=opened.id, interaction_id=first.id, opened=True, follows=follows)
 
 
+async def rate_concern(intake: Intake, *, concern: Concern, customer_id: int, csat: int, nps: int | None,
+                       comment: str) -> None:
+    """Keep a customer's one rating of a concern and pass it to the workflow as `survey_answer`."""
+    with intake.sessions.begin() as session:
+        record_rating(session=session, concern_id=concern.id, customer_id=customer_id, csat=csat, nps=nps,
+                      comment=comment)
+        # Signalled inside the transaction: if the workflow cannot take it, the rating is not kept either.
+        handle = intake.client.get_workflow_handle(concern.workflow_id)
+        try:
+            await handle.signal(ConcernWorkflow.survey_answer, SurveyAnswer(csat=csat, nps=nps, comment=comment))
+        except RPCError as err:
+            raise IntakeError(409, f"concern {concern.id} no longer takes ratings: {err.message}") from err
+
+
 @router.get("", response_model=list[CustomerPublic])
 def list_customers(session: DbSession, staff: Viewer,
                    q: Annotated[str, Query(max_length=200)] = "") -> list[CustomerPublic]:
@@ -191,7 +210,7 @@ def find_or_create(body: CustomerFind, session: DbSession, staff: Editor, respon
 
 @router.get("/{customer_id}", response_model=CustomerDetail)
 def get_customer(customer_id: int, session: DbSession, staff: Viewer) -> CustomerDetail:
-    """A customer with their organisation, concerns and timeline across channels (a merged id answers for the survivor)."""
+    """A customer with organisation, concerns and timeline across channels (a merged id answers for the survivor)."""
     return customer_detail(session, current_customer(session, customer_id))
 
 

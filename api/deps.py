@@ -82,6 +82,9 @@ IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 def get_principal(request: Request, sessions: SessionsDep) -> Principal | None:
     """The caller from a bearer token or the signed session cookie, or None."""
+    resolved = request.scope.get("state") or {}
+    if "principal" in resolved:  # the site's access middleware resolved it once for this request
+        return resolved["principal"]
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         with sessions.begin() as session:

@@ -17,7 +17,7 @@ from api.smtp import DeliveryOutcome, IntakeHandler, start_smtp, stop_smtp
 from registry.attachments import add_attachment, attachments_of_raw_mail, link_attachments
 from registry.customers import find_customer, surviving
 from registry.db import Sessions, make_engine
-from registry.mailbox import file_raw_mail, keep_raw_mail, settled_elsewhere
+from registry.mailbox import RawMail, file_raw_mail, keep_raw_mail, settled_elsewhere
 from registry.models import Concern, Interaction, OutboxMail
 from registry.settings import Settings
 
@@ -82,10 +82,26 @@ class MailIntake:
                 file_raw_mail(session=session, raw_mail_id=row.id, status="duplicate", concern_id=concern_id,
                               detail="same Message-ID as an earlier mail")
             concern = session.get(Concern, concern_id) if concern_id else None
+            unfiled = self._unfiled(session, mail.message_id, concern)
+        for kept, status, interaction_id in unfiled:
+            self._filed(kept, status, concern.id, interaction_id, concern.customer_id)
         if concern is not None and concern.status == "new":
             # The first delivery registered the concern but its workflow did not start; start it now.
             await self.intake.start(concern)
         return DeliveryOutcome("duplicate", concern_id, "seen before")
+
+    @staticmethod
+    def _unfiled(session: Session, message_id: str, concern: Concern | None) -> list[tuple[Kept, str, int]]:
+        """Kept copies of a message that an earlier, failed try registered but did not file (and how to file them)."""
+        message = session.exec(select(Interaction).where(Interaction.source_key == f"mail:{message_id}")).first()
+        if concern is None or message is None:
+            return []
+        first = session.exec(select(Interaction.id).where(Interaction.concern_id == concern.id)
+                             .order_by(Interaction.id)).first()
+        status = "opened" if first == message.id else "continued"
+        rows = session.exec(select(RawMail).where(RawMail.message_id == message_id, RawMail.status == "received"))
+        return [(Kept(row.id, [{"id": a.id} for a in attachments_of_raw_mail(session=session, raw_mail_id=row.id)]),
+                 status, message.id) for row in rows]
 
     def _keep(self, raw: bytes, mail: InboundMail) -> Kept:
         with self.sessions.begin() as session:
@@ -106,7 +122,7 @@ class MailIntake:
         return DeliveryOutcome("ignored", None, f"ignored: {mail.auto_submitted}")
 
     def _thread(self, mail: InboundMail) -> tuple[Concern | None, str]:
-        """The concern this mail continues, by Message-ID references first, then the concern token; never the subject."""
+        """The concern this mail continues: by Message-ID references, then by concern token, never by subject."""
         keys = thread_keys(mail)
         with self.sessions.begin() as session:
             found: dict[str, str] = {}
@@ -162,7 +178,8 @@ class MailIntake:
         if follows:
             text = f"{text}\n\n(Follow-up to the closed concern {follows}: {concern.subject})"
             meta["follows"] = follows
-        opened = await self.intake.open(email=mail.from_email, name=mail.from_name, subject=mail.subject or "(no subject)",
+        opened = await self.intake.open(email=mail.from_email, name=mail.from_name,
+                                        subject=mail.subject or "(no subject)",
                                         body=text, channel="email", source_key=source_key, meta=meta)
         with self.sessions.begin() as session:
             first = session.exec(select(Interaction).where(Interaction.source_key == source_key)).first()

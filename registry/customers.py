@@ -156,10 +156,13 @@ def update_customer(*, session: Session, customer: Customer, name: str | None = 
 
 
 def merge_customers(*, session: Session, keep_id: int, duplicate_id: int, by: str) -> Customer:
-    """Merge the duplicate record into `keep_id`: its concerns, timeline and files move, and it points to the survivor."""
+    """Merge the duplicate into `keep_id`: concerns, timeline and files move; the duplicate points to the survivor."""
     if keep_id == duplicate_id:
         raise MergeRefused("a customer cannot be merged into themselves")
-    keep, dup = session.get(Customer, keep_id), session.get(Customer, duplicate_id)
+    # Lock both records first, in id order: workflows writing the timeline meanwhile take key-share locks on the
+    # customer, and locking after moving their concerns would deadlock with them (PostgreSQL aborts one side).
+    locked = {cid: session.get(Customer, cid, with_for_update=True) for cid in sorted((keep_id, duplicate_id))}
+    keep, dup = locked[keep_id], locked[duplicate_id]
     for wanted, row in ((keep_id, keep), (duplicate_id, dup)):
         if row is None:
             raise LookupError(f"no customer {wanted}")

@@ -49,8 +49,8 @@ def keep_raw_mail(*, session: Session, raw: bytes, message_id: str, from_email: 
     inserted = session.execute(insert(RawMail.__table__).values(
         sha256=digest, message_id=message_id[:400], from_email=from_email[:320], subject=subject[:300],
         size=len(raw), status="received", detail="", problems=[p[:500] for p in problems], received_at=utcnow(),
-    ).on_conflict_do_nothing()).rowcount
-    return session.exec(select(RawMail).where(RawMail.sha256 == digest)).one(), bool(inserted)
+    ).on_conflict_do_nothing().returning(RawMail.__table__.c.id)).first()
+    return session.exec(select(RawMail).where(RawMail.sha256 == digest)).one(), inserted is not None
 
 
 def file_raw_mail(*, session: Session, raw_mail_id: int, status: str, detail: str = "",

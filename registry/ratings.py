@@ -31,10 +31,11 @@ def record_rating(*, session: Session, concern_id: str, customer_id: int, csat: 
                   comment: str) -> Rating:
     """Keep the rating, or raise `AlreadyRated` when the concern has one (even one written a moment ago)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # RETURNING rather than rowcount: PostgreSQL drivers report -1 rows for ON CONFLICT statements run this way.
     inserted = session.execute(insert(Rating.__table__).values(
         concern_id=concern_id, customer_id=customer_id, csat=csat, nps=nps, comment=comment, created_at=utcnow(),
-    ).on_conflict_do_nothing()).rowcount
-    if not inserted:
+    ).on_conflict_do_nothing().returning(Rating.__table__.c.concern_id)).first()
+    if inserted is None:
         raise AlreadyRated(f"concern {concern_id} has been rated already; thank you")
     return session.get(Rating, concern_id)
 

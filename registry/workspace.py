@@ -12,8 +12,11 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from registry.models import Concern
 from registry.types import UTCDateTime, utcnow
 
-# Leads sort every open concern by due time; the queue index leads with level, so this one serves them.
-Index("ix_concern_status_due", Concern.__table__.c.status, Concern.__table__.c.next_due_at)
+# Queue orders the projection's own indexes do not serve: leads sort every open concern by due time, and
+# "newest first" sorts one level's concerns by arrival.
+_concern = Concern.__table__.c
+Index("ix_concern_status_due", _concern.status, _concern.next_due_at)
+Index("ix_concern_queue_created", _concern.status, _concern.level, _concern.created_at)
 
 
 PRESENCE_KEPT = timedelta(hours=1)
@@ -88,3 +91,8 @@ def others_present(*, session: Session, concern_id: str, user_id: int, within: t
                col(ConcernPresence.seen_at) >= since)
         .order_by(col(ConcernPresence.seen_at).desc())
     ))
+
+
+def leave_presence(*, session: Session, user_id: int) -> None:
+    """Forget where a user was looking (they signed out)."""
+    session.exec(delete(ConcernPresence).where(ConcernPresence.user_id == user_id))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 
 from api.app import create_app
 from registry.settings import Settings
 from web import agent, auth_pages, customers, portal
+from web.access import AccessMiddleware
 from web.templating import STATIC_DIR
 
 
@@ -17,4 +19,6 @@ def create_site(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth_pages, agent, portal, customers):
         app.include_router(module.router)
+    # Innermost, so the session is decoded before the role matrix reads it (add_middleware would wrap outside).
+    app.user_middleware.append(Middleware(AccessMiddleware))
     return app

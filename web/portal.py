@@ -10,7 +10,7 @@ from urllib.parse import quote
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from sqlmodel import select
+from sqlmodel import col, select
 
 from activities.elevel.password_reset import ResetTokenError, make_reset_token, reset_link, verify_reset_token
 from activities.mail_out import Mailer, build_message, mark_failed, mark_sent
@@ -24,23 +24,17 @@ from registry.settings import Settings
 from registry.types import utcnow
 from web import portal_concerns
 from web.csrf import verify_csrf
+from web.portal_concerns import portal_customer
 from web.templating import is_htmx, render, templates
 
-router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False, dependencies=[Depends(verify_csrf)])
+# The size check runs first: checking the CSRF token of a form means reading the whole form.
+router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False,
+                   dependencies=[Depends(portal_concerns.refuse_oversized), Depends(verify_csrf)])
 router.include_router(portal_concerns.router)
 
 MIN_PASSWORD = 8
 # One sign-in link per address per minute: enough for a lost mail, too few to bomb someone's inbox.
 LINK_INTERVAL = timedelta(seconds=60)
-
-
-def portal_customer(request: Request, sessions: SessionsDep) -> Customer | None:
-    """The signed-in customer (following merges), or None."""
-    customer_id = request.session.get("customer_id") if "session" in request.scope else None
-    if not customer_id:
-        return None
-    with sessions.begin() as session:
-        return crm.surviving(session=session, customer_id=customer_id)
 
 
 MaybeCustomer = Annotated[Customer | None, Depends(portal_customer)]
@@ -75,7 +69,7 @@ async def send_sign_in_link(*, sessions: Sessions, settings: Settings, customer:
     message_id = f"<ccr.account.{secrets.token_hex(12)}@{domain}>"
     with sessions.begin() as session:
         recent = session.exec(select(OutboxMail).where(
-            OutboxMail.to_address == customer.email, OutboxMail.concern_id.is_(None),
+            OutboxMail.to_address == customer.email, col(OutboxMail.concern_id).is_(None),
             OutboxMail.created_at > utcnow() - LINK_INTERVAL)).first()
         if recent is not None:
             return
@@ -232,12 +226,13 @@ async def reset(token: str, request: Request, settings: SettingsDep, sessions: S
 
 
 @router.get("/kb")
-def knowledge(request: Request, sessions: SessionsDep, customer: MaybeCustomer, q: str = ""):
-    """Search the published help articles (a fragment of results for htmx)."""
-    q = q.strip()[:200]
+def knowledge(request: Request, sessions: SessionsDep, customer: MaybeCustomer, q: str = "", subject: str = ""):
+    """Search the published help articles; htmx gets the results alone (`subject` comes from the new-concern form)."""
+    q = (q or subject).strip()[:200]
     with sessions.begin() as session:
         hits = search_articles(session=session, query=q, limit=8) if q else []
-    context = {"customer": customer, "title": "Help articles", "q": q, "hits": hits}
+    # Suggestions beside the new-concern form open in a new tab, so the half-written concern is not lost.
+    context = {"customer": customer, "title": "Help articles", "q": q, "hits": hits, "new_tab": bool(subject)}
     if is_htmx(request) and request.headers.get("HX-Boosted") != "true":
         return render(request, "portal/_kb_results.html", context)
     return render(request, "portal/kb.html", context)

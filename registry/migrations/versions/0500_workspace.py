@@ -1,4 +1,4 @@
-"""workspace: failed sign-ins, concern presence and the leads' queue index
+"""workspace: failed sign-ins, concern presence and two queue indexes
 
 Revision ID: 0500
 Revises: 0001
@@ -43,9 +43,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_concern_presence_seen_at", "concern_presence", ["seen_at"])
     op.create_index("ix_concern_status_due", "concern", ["status", "next_due_at"])
+    op.create_index("ix_concern_queue_created", "concern", ["status", "level", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_concern_queue_created", table_name="concern")
     op.drop_index("ix_concern_status_due", table_name="concern")
     op.drop_index("ix_concern_presence_seen_at", table_name="concern_presence")
     op.drop_table("concern_presence")

@@ -1,0 +1,287 @@
+"""The role matrix: who may call every page and API route, enforced before any route runs."""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import quote
+
+from fastapi.routing import iter_route_contexts
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.routing import Mount, compile_path
+
+from api.deps import Principal
+from api.security import user_for_token
+from registry.models import Customer, User
+from web.templating import templates
+
+ANONYMOUS = "anonymous"
+CUSTOMER = "customer"
+STAFF_ROLES = ("agent", "lead", "process_owner", "sre", "auditor", "admin", "integration")
+EVERY_ROLE = (ANONYMOUS, CUSTOMER, *STAFF_ROLES)
+
+EVERYONE = frozenset(EVERY_ROLE)
+STAFF = frozenset(STAFF_ROLES)
+AGENTS = frozenset({"agent", "lead", "admin"})
+# Pages are for people: integrations hold API tokens only.
+DESK_READERS = STAFF - {"integration"}
+API_CALLERS = STAFF | {CUSTOMER}
+HISTORY_READERS = frozenset({"sre", "admin", "auditor"})
+SOP_AUTHORS = frozenset({"process_owner", "admin"})
+REPORT_READERS = frozenset({"auditor", "admin", "lead", "process_owner"})
+CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
+CUSTOMER_EDITORS = AGENTS
+CUSTOMERS = frozenset({CUSTOMER})
+
+# "METHOD /path" with every path parameter written `{}`, so renaming a parameter keeps its rule.
+RULES: dict[str, frozenset[str]] = {
+    # health, docs and static files
+    "GET /healthz": EVERYONE,
+    "GET /readyz": EVERYONE,
+    "GET /metrics": frozenset({"sre", "admin"}),
+    "GET /openapi.json": EVERYONE,
+    "GET /docs": EVERYONE,
+    "GET /docs/oauth2-redirect": EVERYONE,
+    "GET /redoc": EVERYONE,
+    "MOUNT /static": EVERYONE,
+    # the front door and sign-in (customers sign in through the portal and may sign out here)
+    "GET /": EVERYONE,
+    "GET /login": EVERYONE,
+    "POST /login": EVERYONE,
+    "POST /logout": EVERYONE,
+    # the agent workspace
+    "GET /queue": DESK_READERS,
+    "POST /queue/bulk": frozenset({"lead", "admin"}),
+    "GET /concerns/{}": DESK_READERS,
+    "GET /concerns/{}/actions": DESK_READERS,
+    "POST /concerns/{}/actions/{}": AGENTS,
+    "GET /concerns/{}/presence": DESK_READERS,
+    "POST /concerns/{}/presence": DESK_READERS,
+    "GET /concerns/{}/canned": AGENTS,
+    # customer records for staff (the CRM pages)
+    "GET /customers": CUSTOMER_VIEWERS,
+    "POST /customers/calls": CUSTOMER_EDITORS,
+    "GET /customers/mail": CUSTOMER_VIEWERS,
+    "GET /customers/mail/{}": CUSTOMER_VIEWERS,
+    "GET /customers/mail/{}/message.eml": CUSTOMER_VIEWERS,
+    "GET /customers/attachments/{}": CUSTOMER_VIEWERS,
+    "GET /customers/{}": CUSTOMER_VIEWERS,
+    "POST /customers/{}/profile": CUSTOMER_EDITORS,
+    "POST /customers/{}/merge": CUSTOMER_EDITORS,
+    "POST /customers/{}/calls": CUSTOMER_EDITORS,
+    # the customer portal: public pages, and the signed-in customer's own concerns
+    "GET /portal": EVERYONE,
+    "GET /portal/signup": EVERYONE,
+    "POST /portal/signup": EVERYONE,
+    "GET /portal/forgot": EVERYONE,
+    "POST /portal/forgot": EVERYONE,
+    "GET /portal/login": EVERYONE,
+    "POST /portal/login": EVERYONE,
+    "POST /portal/logout": EVERYONE,
+    "GET /portal/reset/{}": EVERYONE,
+    "POST /portal/reset/{}": EVERYONE,
+    "GET /portal/kb": EVERYONE,
+    "GET /portal/kb/{}": EVERYONE,
+    "GET /portal/concerns": CUSTOMERS,
+    "GET /portal/concerns/new": CUSTOMERS,
+    "POST /portal/concerns/new": CUSTOMERS,
+    "GET /portal/concerns/{}": CUSTOMERS,
+    "POST /portal/concerns/{}/messages": CUSTOMERS,
+    "POST /portal/concerns/{}/rating": CUSTOMERS,
+    "GET /portal/attachments/{}": CUSTOMERS,
+    # JSON API
+    "POST /api/concerns": API_CALLERS,
+    "GET /api/concerns": API_CALLERS,
+    "GET /api/concerns/{}": API_CALLERS,
+    "POST /api/concerns/{}/actions": AGENTS,
+    "POST /api/concerns/{}/messages": API_CALLERS,
+    "GET /api/concerns/{}/history": HISTORY_READERS,
+    "GET /api/customers": CUSTOMER_VIEWERS,
+    "POST /api/customers": CUSTOMER_EDITORS,
+    "GET /api/customers/{}": CUSTOMER_VIEWERS,
+    "PATCH /api/customers/{}": CUSTOMER_EDITORS,
+    "POST /api/customers/{}/merge": CUSTOMER_EDITORS,
+    "POST /api/customers/{}/calls": CUSTOMER_EDITORS,
+    "GET /api/sops": STAFF,
+    "POST /api/sops": SOP_AUTHORS,
+    "GET /api/sops/{}/versions": STAFF,
+    "POST /api/sops/{}/versions": SOP_AUTHORS,
+    "GET /api/reports/sla": REPORT_READERS,
+    "GET /api/reports/sla.csv": REPORT_READERS,
+    "GET /api/reports/deflection": REPORT_READERS,
+}
+
+# Where an anonymous visitor of a page is sent to sign in: customers' pages go to the portal.
+STAFF_LOGIN = "/login"
+PORTAL_LOGIN = "/portal/login"
+
+_PARAM = re.compile(r"\{[^}]*\}")
+
+
+def rule_key(method: str, path: str) -> str:
+    """The matrix key of a route: its method and path with parameters written `{}`."""
+    return f"{method} {_PARAM.sub('{}', path)}"
+
+
+def app_routes(app) -> list[tuple[str, str, frozenset[str] | None]]:
+    """(kind, path, methods) of every route, included routers flattened, in matching order."""
+    found = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, Mount):
+            found.append(("mount", route.path, None))
+        elif context.path is not None:
+            found.append(("route", context.path, frozenset(context.methods or ())))
+    return found
+
+
+def route_keys(app) -> list[str]:
+    """Every (method, path) the app serves, as matrix keys; HEAD rides on GET."""
+    keys = []
+    for kind, path, methods in app_routes(app):
+        if kind == "mount":
+            keys.append(rule_key("MOUNT", path))
+        else:
+            keys += [rule_key(m, path) for m in sorted(methods) if m != "HEAD"]
+    return keys
+
+
+def missing_rules(app) -> list[str]:
+    """Routes of `app` without an entry in the matrix: each would be refused to everyone."""
+    return [key for key in route_keys(app) if key not in RULES]
+
+
+def role_of(principal: Principal | None) -> str:
+    """The matrix column of a caller."""
+    if principal is None:
+        return ANONYMOUS
+    return CUSTOMER if principal.kind == "customer" else principal.role
+
+
+class _Table:
+    """The app's routes compiled once for matching: (regex, methods, path, is mount)."""
+
+    def __init__(self, app) -> None:
+        self.entries = []
+        for kind, path, methods in app_routes(app):
+            regex = re.compile("^" + re.escape(path) + "(/.*)?$") if kind == "mount" else compile_path(path)[0]
+            self.entries.append((regex, methods, path, kind == "mount"))
+
+    def match(self, scope) -> tuple[str | None, bool]:
+        """The matrix key of the route this request reaches (None if none), and whether it is a page."""
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        path = scope["path"]
+        for regex, methods, route_path, mount in self.entries:
+            if not regex.match(path):
+                continue
+            if mount:
+                return rule_key("MOUNT", route_path), False
+            if method in methods:
+                return rule_key(method, route_path), not route_path.startswith("/api")
+        return None, False
+
+
+def load_principal(sessions, authorization: str, session_data: dict) -> tuple[Principal | None, bool]:
+    """The caller from a bearer token or the session, and whether a bearer token was given but is not valid."""
+    with sessions.begin() as session:
+        if authorization.lower().startswith("bearer "):
+            user = user_for_token(session=session, token=authorization[7:].strip())
+            return (Principal.of_user(user), False) if user else (None, True)
+        if session_data.get("user_id"):
+            user = session.get(User, session_data["user_id"])
+            if user is not None and user.active:
+                return Principal.of_user(user), False
+        if session_data.get("customer_id"):
+            customer = session.get(Customer, session_data["customer_id"])
+            if customer is not None:
+                return Principal.of_customer(customer), False
+    return None, False
+
+
+class AccessMiddleware:
+    """Resolve the caller once into `request.state.principal` and apply the matrix before routing.
+
+    A route without a rule is refused to everyone, so forgetting the matrix fails closed (and the matrix
+    test names the route). It must sit inside the session middleware, which it reads.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.table: _Table | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        app = scope["app"]
+        if self.table is None:
+            self.table = _Table(app)  # routes are all included by the first request
+        key, is_page = self.table.match(scope)
+        state = scope.setdefault("state", {})
+        if key is None or key.startswith("MOUNT "):
+            response = None if key is None or key in RULES else _refuse(key, 403, is_page)
+        else:
+            request = Request(scope)
+            principal, bad_token = await run_in_threadpool(
+                load_principal, app.state.sessions, request.headers.get("authorization", ""),
+                dict(scope.get("session") or {}))
+            state["principal"] = principal
+            response = self._decide(request, key, is_page, principal, bad_token)
+        if response is not None:
+            await response(scope, receive, send)
+            return
+
+        async def timed_send(message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed = (time.perf_counter() - started) * 1000
+                message.setdefault("headers", []).append((b"server-timing", f"app;dur={elapsed:.1f}".encode()))
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+    def _decide(self, request: Request, key: str, is_page: bool, principal, bad_token: bool):
+        if bad_token:
+            return JSONResponse({"detail": "the API token is unknown or revoked"}, 401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        allowed = RULES.get(key)
+        if allowed is None:
+            return _refuse(key, 403, is_page)
+        role = role_of(principal)
+        if role in allowed:
+            return None
+        if principal is None:
+            if not is_page:
+                return JSONResponse({"detail": "sign in or send an API token"}, 401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+            login = PORTAL_LOGIN if allowed <= {CUSTOMER} else STAFF_LOGIN
+            query = request.url.query
+            here = request.headers.get("HX-Current-URL") or request.url.path + (f"?{query}" if query else "")
+            target = f"{login}?next={quote(_local(here), safe='/')}"
+            if request.headers.get("HX-Request") == "true":
+                # A polling fragment must not swap the sign-in page into itself: send the whole page there.
+                return HTMLResponse("", 401, headers={"HX-Redirect": target})
+            return RedirectResponse(target, 302)
+        return _refuse(key, 403, is_page, role)
+
+
+def _local(url: str) -> str:
+    """The path and query of a URL of this site (never another host)."""
+    path = re.sub(r"^[a-z]+://[^/]+", "", url)
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
+def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
+    """A 403 (JSON for the API, a page for people) saying what the route needs."""
+    if key not in RULES:
+        detail = f"no access rule for {key}: add one to RULES in web/access.py"
+    else:
+        needed = ", ".join(sorted(RULES[key]))
+        detail = f"this is not open to {role or 'you'}; it needs one of: {needed}"
+    if not is_page:
+        return JSONResponse({"detail": detail}, status)
+    page = templates.get_template("errors/denied.html").render(detail=detail, role=role)
+    return HTMLResponse(page, status, headers={"Vary": "HX-Request"})
+
