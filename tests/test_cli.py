@@ -120,7 +120,8 @@ def test_a_wrong_database_url_says_what_to_fix(tmp_path):
 
 
 def test_an_unreachable_temporal_says_what_to_fix(tmp_path):
-    done = ccr("worker", env={"CCR_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    # Port 1 is privileged and never served here, so the connection is refused at once.
+    done = ccr("worker", env={"CCR_TEMPORAL_ADDRESS": "127.0.0.1:1",
                               "CCR_DATA_DIR": str(tmp_path)}, cwd=tmp_path)
     _one_clear_line(done, "cannot reach Temporal", "CCR_TEMPORAL_ADDRESS")
 
