@@ -34,6 +34,7 @@ REPORT_READERS = frozenset({"auditor", "admin", "lead", "process_owner"})
 CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
 CUSTOMER_EDITORS = AGENTS
 CUSTOMERS = frozenset({CUSTOMER})
+KB_WRITERS = frozenset({"agent", "lead", "process_owner", "admin"})
 
 # "METHOD /path" with every path parameter written `{}`, so renaming a parameter keeps its rule.
 RULES: dict[str, frozenset[str]] = {
@@ -111,6 +112,13 @@ RULES: dict[str, frozenset[str]] = {
     "GET /api/reports/sla": REPORT_READERS,
     "GET /api/reports/sla.csv": REPORT_READERS,
     "GET /api/reports/deflection": REPORT_READERS,
+    # knowledge articles: staff read, agents and process owners write and publish
+    "GET /kb/articles": DESK_READERS,
+    "GET /kb/articles/new": KB_WRITERS,
+    "POST /kb/articles": KB_WRITERS,
+    "GET /kb/articles/{}": DESK_READERS,
+    "POST /kb/articles/{}": KB_WRITERS,
+    "POST /kb/articles/{}/publish": KB_WRITERS,
 }
 
 # Where an anonymous visitor of a page is sent to sign in: customers' pages go to the portal.
