@@ -293,17 +293,26 @@ def db_upgrade(data: DataOpt = None) -> None:
 # ---- SOPs ------------------------------------------------------------------------------------
 
 
+def sop_vocabulary() -> tuple[set[str], set[str], set[str]]:
+    """What a SOP may name: the registered e-level actions, the mail templates and the shipped policies."""
+    import activities.elevel.actions  # noqa: F401  (registers the shipped actions)
+    from activities.elevel.base import ACTIONS
+    from activities.mail_out import TEMPLATES
+    from sops.loader import load_policies
+
+    return set(ACTIONS), set(TEMPLATES), set(load_policies())
+
+
 @sop_app.command("validate")
 def sop_validate(files: list[Path]) -> None:
     """Print every problem of each SOP file, or "valid"."""
-    from sops.catalog import KNOWN_ACTIONS, KNOWN_TEMPLATES
-    from sops.loader import SopInvalid, load_policies, load_sop_file
+    from sops.loader import SopInvalid, load_sop_file
 
-    policies = set(load_policies())
+    actions, templates, policies = sop_vocabulary()
     bad = False
     for path in files:
         try:
-            load_sop_file(path, actions=set(KNOWN_ACTIONS), templates=set(KNOWN_TEMPLATES), policies=policies)
+            load_sop_file(path, actions=actions, templates=templates, policies=policies)
             typer.echo(f"{path}: valid")
         except SopInvalid as err:
             bad = True
@@ -328,14 +337,15 @@ def sop_publish(files: list[Path], data: DataOpt = None,
                 by: Annotated[str, typer.Option(help="who publishes")] = "ccr") -> None:
     """Publish SOP files as new immutable versions (unchanged files keep their version)."""
     from registry.sop_store import publish
-    from sops.catalog import KNOWN_ACTIONS, KNOWN_TEMPLATES
-    from sops.loader import load_policies, load_sop_file
+    from sops.loader import SopInvalid, load_sop_file
 
     settings = settings_for(data)
     migrate(settings)
-    policies = set(load_policies())
-    definitions = [load_sop_file(f, actions=set(KNOWN_ACTIONS), templates=set(KNOWN_TEMPLATES), policies=policies)
-                   for f in files]
+    actions, templates, policies = sop_vocabulary()
+    try:
+        definitions = [load_sop_file(f, actions=actions, templates=templates, policies=policies) for f in files]
+    except SopInvalid as err:
+        raise Fatal(str(err).replace("\n", "; ")) from err
     sessions = sessions_for(settings)
     with sessions.begin() as session:
         for definition in definitions:

@@ -177,3 +177,14 @@ def test_user_add_and_token_create(tmp_path):
     again = ccr("sop", "publish", str(ROOT / "sops/definitions/complaint.yaml"), "--data", data)
     assert "complaint v1 unchanged" in again.stdout
 
+
+
+def test_a_sop_naming_an_unregistered_action_fails_validation_and_publishing(tmp_path):
+    sop = tmp_path / "robot.yaml"
+    sop.write_text("id: robot\ntitle: Robot\nsla: standard\nstart: a\nsteps:\n"
+                   "  a: {type: automate, action: ask_the_robot, outcomes: {done: z}}\n"
+                   "  z: {type: end}\n")
+    done = ccr("sop", "validate", str(sop))
+    assert done.returncode == 1 and "ask_the_robot" in done.stdout
+    refused = ccr("sop", "publish", str(sop), "--data", str(tmp_path / "var"))
+    _one_clear_line(refused, "ask_the_robot")
