@@ -358,7 +358,10 @@ def sop_publish(files: list[Path], data: DataOpt = None,
 
 @user_app.command("add")
 def user_add(
-    email: Annotated[str, typer.Option()], password: Annotated[str, typer.Option()],
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                          envvar="CCR_NEW_PASSWORD",
+                                          help="asked for when not given (so it stays out of the shell history)")],
     role: Annotated[str, typer.Option(help="agent, lead, process_owner, sre, auditor, admin, integration")],
     level: Annotated[int | None, typer.Option(help="skill level 1-3 for agents")] = None,
     skills: Annotated[str, typer.Option(help="comma-separated skills")] = "",

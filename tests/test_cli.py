@@ -170,6 +170,11 @@ def test_user_add_and_token_create(tmp_path):
     refused = ccr("user", "add", "--email", "bo@desk.test", "--password", "long-enough", "--role", "agent",
                   "--data", data)
     _one_clear_line(refused, "level")
+    prompted = subprocess.run([*CCR, "user", "add", "--email", "cy@desk.test", "--role", "auditor", "--data", data],
+                              input="typed-not-shown\ntyped-not-shown\n", capture_output=True, text=True, timeout=120,
+                              cwd=ROOT)
+    assert prompted.returncode == 0 and "typed-not-shown" not in prompted.stdout, prompted.stdout
+    assert "created auditor cy@desk.test" in prompted.stdout
     token = ccr("token", "create", "--email", "ann@desk.test", "--data", data)
     assert token.stdout.startswith("ccr_")
     published = ccr("sop", "publish", str(ROOT / "sops/definitions/complaint.yaml"), "--data", data)

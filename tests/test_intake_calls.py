@@ -66,6 +66,7 @@ async def test_bad_calls_are_refused_with_reasons_and_write_nothing(desk):
     headers, _ = staff_headers(desk)
     other = await desk.intake.open(email="heidi@example.com", subject="A", body="a", channel="web", category="ladder")
     ivan = (await desk.http.post("/api/customers", json={"email": "ivan@example.com"}, headers=headers)).json()["id"]
+    await desk.wait_for(other.id, lambda c: c.level == 1)  # the opened concern's own rows are all written
     with desk.sessions.begin() as session:
         before = len(session.exec(select(Interaction).where(Interaction.direction == "in")).all())
     fax = await desk.http.post(f"/api/customers/{ivan}/calls", json={"channel": "fax", "text": "hi"}, headers=headers)
