@@ -259,6 +259,7 @@ def worker() -> None:
 def web(
     host: Annotated[str | None, typer.Option(help="bind address (CCR_HTTP_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (CCR_HTTP_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="web processes (CCR_WEB_WORKERS)")] = None,
 ) -> None:
     """Serve the web app and API against the configured Temporal and database (production)."""
     import uvicorn
@@ -266,9 +267,18 @@ def web(
     from web.app import create_site
 
     settings = settings_for(http_host=host, http_port=port)
+    workers = workers or settings.web_workers
     ensure_port_free(settings.http_host, settings.http_port, "web app", "--port")
     migrate(settings)
-    uvicorn.run(create_site(settings), host=settings.http_host, port=settings.http_port, proxy_headers=True)
+    if workers == 1:
+        uvicorn.run(create_site(settings), host=settings.http_host, port=settings.http_port, proxy_headers=True)
+        return
+    # Each worker process builds the app from the environment; the shared secret keeps sessions valid in all.
+    os.environ["CCR_SECRET_KEY"] = settings.signing_key
+    os.environ.update(CCR_DATA_DIR=str(settings.data_dir), CCR_HTTP_HOST=settings.http_host,
+                      CCR_HTTP_PORT=str(settings.http_port))
+    uvicorn.run("web.app:create_site", factory=True, host=settings.http_host, port=settings.http_port,
+                proxy_headers=True, workers=workers)
 
 
 @app.command()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
+
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -20,6 +22,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Pages and registry reads run in threads; fewer of them mean less contention for the GIL.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         engine = make_engine(settings.resolved_database_url)
         app.state.sessions = Sessions(engine)
         app.state.catalog = Catalog.load()

@@ -68,8 +68,9 @@ def seed(url: str, count: int) -> tuple[list[str], float]:
     return ids[:2000], took
 
 
-def serve(url: str, port: int, folder: Path, workers: int) -> subprocess.Popen:
+def serve(url: str, port: int, folder: Path, workers: int, threads: int) -> subprocess.Popen:
     env = {**os.environ, "CCR_DATABASE_URL": url, "CCR_SECRET_KEY": "bench-secret", "CCR_DATA_DIR": str(folder),
+           "CCR_WEB_THREADS": str(threads),
            "CCR_TEMPORAL_ADDRESS": "127.0.0.1:9"}  # pages read the registry only; nothing needs Temporal here
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "web.app:create_site", "--factory", "--host", "127.0.0.1",
@@ -129,7 +130,7 @@ async def bench_one(url: str, args) -> list[tuple]:
         ids, took = seed(real_url, args.count)
         print(f"[{kind}] seeded in {took:.1f} s", flush=True)
         port = 18000 + random.randint(0, 999)
-        server = serve(real_url, port, folder, args.workers)
+        server = serve(real_url, port, folder, args.workers, args.threads)
         base = f"http://127.0.0.1:{port}"
         rows = []
         try:
@@ -163,11 +164,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--requests", type=int, default=100, help="requests per client and page (default 100)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    parser.add_argument("--threads", type=int, default=40, help="threads per worker, CCR_WEB_THREADS (default 40)")
     args = parser.parse_args()
     rows = []
     for url in args.database_url or ["sqlite"]:
         rows += asyncio.run(bench_one(url, args))
-    print(f"\n{args.count:,} concerns, {args.workers} uvicorn worker(s), loopback; times in ms")
+    print(f"\n{args.count:,} concerns, {args.workers} uvicorn worker(s) of {args.threads} threads, loopback; "
+          "times in ms")
     print(f"{'database':<11} {'clients':>7} {'page':<18} {'n':>5} {'p50':>7} {'p95':>7} {'server p50':>11} "
           f"{'server p95':>11} {'req/s':>7}")
     for kind, clients, name, n, p50, p95, s50, s95, rate in rows:

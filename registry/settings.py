@@ -31,6 +31,8 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    web_workers: int = Field(default=1, ge=1, description="web processes `ccr web` starts (one per core is usual)")
+    web_threads: int = Field(default=40, ge=1, description="threads per web process for database work and pages")
     temporal_port: int = 7233
     ui_port: int = 8233
     smtp_host: str = "127.0.0.1"

@@ -193,3 +193,39 @@ def test_a_sop_naming_an_unregistered_action_fails_validation_and_publishing(tmp
     assert done.returncode == 1 and "ask_the_robot" in done.stdout
     refused = ccr("sop", "publish", str(sop), "--data", str(tmp_path / "var"))
     _one_clear_line(refused, "ask_the_robot")
+
+
+def test_ccr_web_serves_one_desk_from_several_processes(tmp_path):
+    """`ccr web --workers 2`: every process accepts the session signed by another, and all stop together."""
+    import re
+
+    data = tmp_path / "var"
+    env = {"CCR_DATA_DIR": str(data), "CCR_TEMPORAL_ADDRESS": "127.0.0.1:1", "CCR_WEB_THREADS": "4"}
+    added = ccr("user", "add", "--email", "dee@desk.test", "--password", "long-enough-pw", "--role", "agent",
+                "--level", "1", "--data", str(data), env=env)
+    assert added.returncode == 0, added.stderr
+    port = free_port()
+    proc = subprocess.Popen([*CCR, "web", "--port", str(port), "--workers", "2"], cwd=tmp_path,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(f"{base}/healthz", proc)
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "python" in c.name()]
+        assert len(workers) >= 2, workers
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            form = browser.get("/login").text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+            signed_in = browser.post("/login", data={"email": "dee@desk.test", "password": "long-enough-pw",
+                                                     "csrf_token": token})
+            assert signed_in.status_code == 303
+            cookies = dict(browser.cookies)
+        for _ in range(12):  # a new connection each time, so both processes get some of them
+            with httpx.Client(base_url=base, cookies=cookies, timeout=10) as fresh:
+                page = fresh.get("/queue")
+                assert page.status_code == 200 and "My queue" in page.text
+    finally:
+        children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    time.sleep(0.5)
+    assert [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
