@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import cast, exists, func, or_
+from sqlalchemy import Integer, bindparam, case, cast, exists, func, or_
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
@@ -13,7 +14,6 @@ from registry.models import Concern, Customer, SopVersion, User
 from registry.sop_store import list_latest
 
 ACTIVE = ("open", "waiting_customer")
-MAX_CLAIMS = 1000
 STATUSES = ("new", "open", "waiting_customer", "resolved", "closed")
 PRIORITIES = ("urgent", "high", "normal", "low")
 CHANNELS = ("web", "email", "api", "phone", "walk_in")
@@ -51,29 +51,78 @@ class QueueAgent:
     skills: list[str] = field(default_factory=list)
 
 
-def _skills_within(session: Session, skills: list[str]):
-    """A condition: every skill the concern's step needs is one of `skills`.
+def _skills_within(dialect: str):
+    """A condition: every skill the concern's step needs is one of the `skills` parameter.
 
     Written as NOT EXISTS over the array's elements on both databases: PostgreSQL guesses that a JSONB
     containment matches almost nothing and would then sort a whole level instead of walking its index.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         needed = func.jsonb_array_elements_text(cast(Concern.skills, JSONB)).table_valued("value")
     else:
         needed = func.json_each(Concern.skills).table_valued("value")
-    return ~exists(select(1).select_from(needed).where(needed.c.value.not_in(skills)))
+    return ~exists(select(1).select_from(needed).where(needed.c.value.not_in(bindparam("skills", expanding=True))))
 
 
-def _filtered(query, f: QueueFilter):
-    for column, value in ((Concern.priority, f.priority), (Concern.category, f.category),
-                          (Concern.channel, f.channel), (Concern.sla_state, f.sla_state)):
-        if value:
-            query = query.where(column == value)
+FILTERS = ("priority", "category", "channel", "sla_state")
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What decides a queue statement's SQL; the values travel as parameters."""
+
+    dialect: str
+    part: Literal["claimed", "claimed_newest", "due", "paused", "newest"]
+    filters: tuple[str, ...] = ()
+    search: bool = False
+    level: bool = False
+    skills: bool = False
+
+
+@lru_cache(maxsize=1024)
+def _statement(shape: _Shape):
+    """The statement for `shape`, built once: a statement used again is also compiled and mapped only once."""
+    query = select(*QUEUE_COLUMNS)
+    for name in shape.filters:
+        query = query.where(getattr(Concern, name) == bindparam(name))
+    if shape.search:
+        query = query.where(or_(Concern.id == bindparam("q_id"),
+                                col(Concern.subject).ilike(bindparam("q_like"), escape="\\")))
+    if shape.level:
+        query = query.where(Concern.level == bindparam("level"))
+    if shape.skills:
+        query = query.where(_skills_within(shape.dialect))
+    take = bindparam("take", type_=Integer)
+    if shape.part in ("claimed", "claimed_newest"):
+        # The ORDER BY leads with an expression no index provides, so the planner picks its index by the
+        # WHERE clause (the assignee) and sorts those few rows, instead of walking a whole index in due
+        # order (SQLite's statistics misjudge the many NULL assignees and due times).
+        if shape.part == "claimed":
+            order = (case((col(Concern.next_due_at).is_(None), 1), else_=0), col(Concern.next_due_at),
+                     col(Concern.id))
+        else:
+            order = (case((col(Concern.created_at).is_(None), 1), else_=0), col(Concern.created_at).desc(),
+                     col(Concern.id).desc())
+        return query.where(Concern.assignee_id == bindparam("agent"),
+                           col(Concern.status).in_(bindparam("statuses", expanding=True))).order_by(*order).limit(take)
+    query = query.where(Concern.status == bindparam("status"))
+    if shape.part == "newest":
+        return query.order_by(col(Concern.created_at).desc(), col(Concern.id).desc()).limit(take)
+    if shape.part == "due":
+        return query.where(col(Concern.next_due_at).is_not(None)).order_by(col(Concern.next_due_at),
+                                                                           col(Concern.id)).limit(take)
+    # Ordered by an expression of the id: ordering by the bare primary key tempts SQLite to walk the whole
+    # table in id order instead of using the (status, level) or (assignee) index.
+    return query.where(col(Concern.next_due_at).is_(None)).order_by(col(Concern.id) + "").limit(take)
+
+
+def _params(f: QueueFilter, agent: QueueAgent, take: int) -> dict:
+    params = {name: getattr(f, name) for name in FILTERS if getattr(f, name)}
     if f.q:
         text = f.q.strip()
-        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(Concern.id == text.upper(), col(Concern.subject).ilike(like, escape="\\")))
-    return query
+        params["q_id"] = text.upper()
+        params["q_like"] = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return {**params, "take": take, "agent": agent.id, "skills": list(agent.skills), "level": agent.level}
 
 
 def _sort_key(f: QueueFilter):
@@ -82,28 +131,9 @@ def _sort_key(f: QueueFilter):
     return lambda c: (c.next_due_at is None, c.next_due_at.timestamp() if c.next_due_at else 0, c.id)
 
 
-def _walk(session: Session, sources: list, f: QueueFilter, take: int) -> list:
-    """The first `take` rows of `sources`, in the queue's order.
-
-    One query per status, due concerns before paused ones (no due time): each is then a plain walk along
-    an index in its order, where `status IN (...)` or `NULLS LAST` would make the database sort every
-    matching row first.
-    """
-    statuses = (f.status,) if f.status else ACTIVE
-    queries = [source.where(Concern.status == status) for source in sources for status in statuses]
-    if f.sort == "newest":
-        newest = (col(Concern.created_at).desc(), col(Concern.id).desc())
-        return _merge([session.execute(q.order_by(*newest).limit(take)) for q in queries], f, take)
-    due = (col(Concern.next_due_at), col(Concern.id))
-    rows = _merge([session.execute(q.where(col(Concern.next_due_at).is_not(None)).order_by(*due).limit(take))
-                   for q in queries], f, take)
-    if len(rows) < take:
-        # Ordered by an expression of the id: ordering by the bare primary key tempts SQLite to walk the
-        # whole table in id order instead of using the (status, level) or (assignee) index.
-        by_id = col(Concern.id) + ""
-        rows += _merge([session.execute(q.where(col(Concern.next_due_at).is_(None)).order_by(by_id)
-                                        .limit(take - len(rows))) for q in queries], f, take - len(rows))
-    return rows
+def _rows(session: Session, statement, params: dict) -> list:
+    """Plain rows of a column query, read through the session's connection (no ORM loading per row)."""
+    return session.connection().execute(statement, params).all()
 
 
 def _merge(results, f: QueueFilter, take: int) -> list:
@@ -111,39 +141,55 @@ def _merge(results, f: QueueFilter, take: int) -> list:
     return sorted(unique.values(), key=_sort_key(f))[:take]
 
 
-def _claimed(session: Session, base, agent: QueueAgent, f: QueueFilter, take: int) -> list:
-    """The agent's own claims: a handful, fetched by plain equality on the assignee index and sorted here.
+def _walk(session: Session, shape: _Shape, params: dict, f: QueueFilter, take: int) -> list:
+    """The first `take` rows of the queue `shape` describes, in the queue's order.
 
-    Without an ORDER BY the planner has no reason to prefer an index sorted by due time over the
-    assignee index (SQLite's statistics misjudge the many NULL assignees and due times).
+    One query per status, due concerns before paused ones (no due time): each is then a plain walk along
+    an index in its order, where `status IN (...)` or `NULLS LAST` would make the database sort every
+    matching row first.
     """
     statuses = (f.status,) if f.status else ACTIVE
-    query = base.where(Concern.assignee_id == agent.id, col(Concern.status).in_(statuses)).limit(MAX_CLAIMS)
-    return _merge([session.execute(query)], f, take)
+    if f.sort == "newest":
+        newest = _statement(replace(shape, part="newest"))
+        return _merge([_rows(session, newest, {**params, "status": s}) for s in statuses], f, take)
+    due = _statement(replace(shape, part="due"))
+    rows = _merge([_rows(session, due, {**params, "status": s}) for s in statuses], f, take)
+    if len(rows) < take:
+        paused = _statement(replace(shape, part="paused"))
+        left = take - len(rows)
+        rows += _merge([_rows(session, paused, {**params, "status": s, "take": left}) for s in statuses], f, left)
+    return rows
 
 
 def queue_page(*, session: Session, agent: QueueAgent, f: QueueFilter) -> tuple[list, bool]:
     """One page of queue rows and whether more exist; `mine` is my level and skills plus my own claims."""
     take = f.limit + 1
-    base = _filtered(select(*QUEUE_COLUMNS), f)
+    dialect = session.get_bind().dialect.name
+    params = _params(f, agent, take)
+    shape = _Shape(dialect=dialect, part="due", filters=tuple(n for n in FILTERS if getattr(f, n)), search=bool(f.q))
     if f.scope == "all":
-        rows = _walk(session, [base.where(Concern.level == f.level) if f.level is not None else base], f, take)
+        rows = _walk(session, replace(shape, level=f.level is not None), {**params, "level": f.level}, f, take)
     else:
         # Two lookups merged here: an OR of (level) and (assignee) would defeat both indexes.
-        rows = _claimed(session, base, agent, f, take)
+        claimed = _statement(replace(shape, part="claimed_newest" if f.sort == "newest" else "claimed"))
+        statuses = [f.status] if f.status else list(ACTIVE)
+        rows = _rows(session, claimed, {**params, "statuses": statuses})
         if agent.level is not None:
-            waiting = base.where(Concern.level == agent.level, _skills_within(session, agent.skills))
-            rows = _merge([rows, _walk(session, [waiting], f, take)], f, take)
+            waiting = _walk(session, replace(shape, level=True, skills=True), params, f, take)
+            rows = _merge([rows, waiting], f, take)
     return rows[: f.limit], len(rows) > f.limit
+
+
+_CUSTOMERS = select(Customer.id, Customer.name, Customer.email).where(
+    col(Customer.id).in_(bindparam("ids", expanding=True)))
 
 
 def customers_of(*, session: Session, concerns: list) -> dict[int, object]:
     """Id, name and e-mail of the customers of these concerns, by id, in one query."""
-    ids = {c.customer_id for c in concerns}
+    ids = sorted({c.customer_id for c in concerns})
     if not ids:
         return {}
-    rows = session.execute(select(Customer.id, Customer.name, Customer.email).where(col(Customer.id).in_(ids)))
-    return {row.id: row for row in rows}
+    return {row.id: row for row in _rows(session, _CUSTOMERS, {"ids": ids})}
 
 
 def assignable_agents(*, session: Session) -> list[User]:

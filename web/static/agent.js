@@ -9,11 +9,18 @@
     {code: "^[45]..$", swap: false, error: true},
   ];
 
-  // Polling asks for fresh action forms only when nothing has been typed into the current ones.
+  // Polling asks for fresh action forms only while the agent is not working in the current ones: nothing
+  // typed, no canned response chosen, no request of the panel on its way.
   window.ccrTyped = function () {
-    const fields = document.querySelectorAll("#actions textarea, #actions input[type=text]");
-    return Array.from(fields).some((f) => f.value.trim() !== "") ? "1" : "0";
+    const fields = document.querySelectorAll("#actions textarea, #actions input[type=text], #actions .canned select");
+    const busy = document.querySelector("#actions .htmx-request");
+    return busy || Array.from(fields).some((f) => f.value.trim() !== "") ? "1" : "0";
   };
+
+  // A poll answered before the agent started must not replace the forms they are now working in.
+  document.addEventListener("htmx:oobBeforeSwap", (event) => {
+    if (event.detail.target.id === "actions" && window.ccrTyped() === "1") event.detail.shouldSwap = false;
+  });
 
   function span(seconds) {
     seconds = Math.floor(Math.abs(seconds));
