@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
@@ -23,7 +24,11 @@ SLA_STATES = ("ok", "warning", "breached", "paused")
 # A queue row needs these, not the clocks or the SOP: loading less keeps the page fast at 100,000 concerns.
 QUEUE_COLUMNS = (Concern.id, Concern.subject, Concern.customer_id, Concern.channel, Concern.category,
                  Concern.priority, Concern.status, Concern.step, Concern.level, Concern.assignee_id,
-                 Concern.assignee_name, Concern.sla_state, Concern.next_due_at, Concern.created_at)
+                 Concern.assignee_name, Concern.sla_state, Concern.next_due_at, Concern.created_at,
+                 # Who wrote in, looked up by primary key for each row the index walk picked (a join lets
+                 # PostgreSQL hash the whole customer table for the sorted claims).
+                 select(func.coalesce(func.nullif(Customer.name, ""), Customer.email))
+                 .where(Customer.id == Concern.customer_id).scalar_subquery().label("customer"))
 
 
 @dataclass(frozen=True)
@@ -180,18 +185,6 @@ def queue_page(*, session: Session, agent: QueueAgent, f: QueueFilter) -> tuple[
     return rows[: f.limit], len(rows) > f.limit
 
 
-_CUSTOMERS = select(Customer.id, Customer.name, Customer.email).where(
-    col(Customer.id).in_(bindparam("ids", expanding=True)))
-
-
-def customers_of(*, session: Session, concerns: list) -> dict[int, object]:
-    """Id, name and e-mail of the customers of these concerns, by id, in one query."""
-    ids = sorted({c.customer_id for c in concerns})
-    if not ids:
-        return {}
-    return {row.id: row for row in _rows(session, _CUSTOMERS, {"ids": ids})}
-
-
 def assignable_agents(*, session: Session) -> list[User]:
     """Active agents and leads a lead may assign concerns to, by level and name."""
     return list(session.exec(
@@ -206,16 +199,24 @@ def concern_count(*, session: Session, customer_id: int) -> int:
 
 
 
-_categories: tuple[int | None, list[str]] = (None, [])
+CATEGORIES_CHECKED_EVERY = 5.0  # seconds
+_categories: dict[str, tuple[float, int | None, list[str]]] = {}
 
 
 def sop_categories(*, session: Session) -> list[str]:
-    """Categories the published SOPs apply to; recomputed only when a new version is published."""
-    global _categories
+    """Categories the published SOPs apply to, for the queue's filter.
+
+    Versions are immutable and numbered upwards, so the newest id stands for the whole set: it is looked
+    up at most every few seconds per database, and the set recomputed only when a version was published.
+    """
+    database = str(session.get_bind().url)
+    checked, known, found = _categories.get(database, (0.0, None, []))
+    now = time.monotonic()
+    if now - checked < CATEGORIES_CHECKED_EVERY:
+        return found
     newest = session.exec(select(func.max(SopVersion.id))).one()
-    if newest is None or newest != _categories[0]:
-        found = {cat for v in list_latest(session=session)
-                 for cat in ((v.definition.get("applies_to") or {}).get("categories") or [])}
-        # Versions are immutable and numbered upwards, so the newest id stands for the whole set.
-        _categories = (newest, sorted(found))
-    return _categories[1]
+    if newest is None or newest != known:
+        found = sorted({cat for v in list_latest(session=session)
+                        for cat in ((v.definition.get("applies_to") or {}).get("categories") or [])})
+    _categories[database] = (now, newest, found)
+    return found

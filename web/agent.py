@@ -14,7 +14,7 @@ from api.concerns import perform
 from api.deps import ClientDep, Principal, SessionsDep
 from registry.models import Concern, User
 from registry.queue import CHANNELS, PRIORITIES, SLA_STATES, STATUSES, QueueAgent, QueueFilter, assignable_agents, \
-    customers_of, queue_page, sop_categories
+    queue_page, sop_categories
 from registry.types import utcnow
 from web import agent_view  # noqa: F401  (registers the workspace's template filters)
 from web import concern_page
@@ -72,12 +72,11 @@ def _queue_context(request: Request, sessions, principal: Principal, f: QueueFil
     agent = QueueAgent(id=principal.id, level=principal.level, skills=list(principal.skills))
     with sessions.begin() as session:
         rows, more = queue_page(session=session, agent=agent, f=f)
-        customers = customers_of(session=session, concerns=rows)
         categories = sop_categories(session=session)
         agents = assignable_agents(session=session) if is_lead(principal) else []
     next_limit = next((n for n in LIMITS if n > f.limit), None)
     return {
-        "rows": rows, "more": more, "customers": customers, "f": f, "query": filter_query(f),
+        "rows": rows, "more": more, "f": f, "query": filter_query(f),
         "more_query": filter_query(f, limit=next_limit) if more and next_limit else None,
         "categories": categories, "agents": agents, "statuses": STATUSES, "priorities": PRIORITIES,
         "channels": CHANNELS, "sla_states": SLA_STATES, "lead": is_lead(principal), "can_act": can_act(principal),
