@@ -38,6 +38,7 @@ class Sessions:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
@@ -45,6 +46,15 @@ class Sessions:
         with Session(self.engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for pages that only read: each statement on its own, without BEGIN and COMMIT round trips.
+
+        Statements do not share one snapshot, so use `begin()` where reads must agree with each other.
+        """
+        with Session(self._reader, expire_on_commit=False) as session:
+            yield session
 
     @property
     def dialect(self) -> str:

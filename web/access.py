@@ -193,10 +193,11 @@ class _Table:
 
 def load_principal(sessions, authorization: str, session_data: dict) -> tuple[Principal | None, bool]:
     """The caller from a bearer token or the session, and whether a bearer token was given but is not valid."""
-    with sessions.begin() as session:
-        if authorization.lower().startswith("bearer "):
+    if authorization.lower().startswith("bearer "):
+        with sessions.begin() as session:  # notes when the token was last used
             user = user_for_token(session=session, token=authorization[7:].strip())
             return (Principal.of_user(user), False) if user else (None, True)
+    with sessions.read() as session:
         if session_data.get("user_id"):
             user = session.get(User, session_data["user_id"])
             if user is not None and user.active:

@@ -70,7 +70,7 @@ def filter_query(f: QueueFilter, **change) -> str:
 
 def _queue_context(request: Request, sessions, principal: Principal, f: QueueFilter, notice: str | None = None):
     agent = QueueAgent(id=principal.id, level=principal.level, skills=list(principal.skills))
-    with sessions.begin() as session:
+    with sessions.read() as session:
         rows, more = queue_page(session=session, agent=agent, f=f)
         categories = sop_categories(session=session)
         agents = assignable_agents(session=session) if is_lead(principal) else []

@@ -68,8 +68,8 @@ def allowed_actions(concern: Concern, principal: Principal, step: dict | None) -
 
 
 def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> dict | None:
-    """Everything the page shows, read from the registry in one transaction."""
-    with sessions.begin() as session:
+    """Everything the page shows, read from the registry in one transaction (when it notes the viewer's presence)."""
+    with sessions.begin() if touch else sessions.read() as session:
         concern = session.get(Concern, concern_id)
         if concern is None:
             return None
@@ -205,7 +205,7 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
 
 
 def _concern(sessions, concern_id: str) -> Concern | None:
-    with sessions.begin() as session:
+    with sessions.read() as session:
         return session.get(Concern, concern_id)
 
 
