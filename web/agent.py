@@ -16,7 +16,7 @@ from registry.models import Concern, User
 from registry.queue import CHANNELS, PRIORITIES, SLA_STATES, STATUSES, QueueAgent, QueueFilter, assignable_agents, \
     queue_page, sop_categories
 from registry.types import utcnow
-from web import agent_view  # noqa: F401  (registers the workspace's template filters)
+from web import agent_view  # also registers the workspace's template filters
 from web import concern_page
 from web.csrf import verify_csrf
 from web.templating import is_htmx, render
@@ -75,12 +75,13 @@ def _queue_context(request: Request, sessions, principal: Principal, f: QueueFil
         categories = sop_categories(session=session)
         agents = assignable_agents(session=session) if is_lead(principal) else []
     next_limit = next((n for n in LIMITS if n > f.limit), None)
+    now = utcnow()
     return {
-        "rows": rows, "more": more, "f": f, "query": filter_query(f),
+        "rows": agent_view.queue_rows(rows, principal.id, now), "more": more, "f": f, "query": filter_query(f),
         "more_query": filter_query(f, limit=next_limit) if more and next_limit else None,
         "categories": categories, "agents": agents, "statuses": STATUSES, "priorities": PRIORITIES,
         "channels": CHANNELS, "sla_states": SLA_STATES, "lead": is_lead(principal), "can_act": can_act(principal),
-        "now": utcnow(), "notice": notice,
+        "now": now, "notice": notice,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from registry.types import utcnow
@@ -42,6 +43,38 @@ def sla_class(sla_state: str, due: datetime | None, now: datetime | None = None)
     if sla_state == "breached" or (due is not None and due <= (now or utcnow())):
         return "sla-breached"
     return f"sla-{sla_state}" if sla_state in ("ok", "warning") else "sla-ok"
+
+
+@dataclass(slots=True)
+class QueueRow:
+    """One queue row as the table shows it, worked out in one pass rather than by filters per cell."""
+
+    id: str
+    subject: str
+    customer: str
+    where: str
+    priority: str
+    level: str
+    status: str
+    mine: bool
+    claimed_by: str | None
+    sla_css: str
+    sla_text: str
+
+
+def queue_rows(rows, me: int, now: datetime) -> list[QueueRow]:
+    """The table rows for queue `rows` as seen by user `me` at `now`."""
+    shown = []
+    for r in rows:
+        channel = r.channel.replace("_", " ")
+        shown.append(QueueRow(
+            id=r.id, subject=r.subject, customer=r.customer or "",
+            where=f"{r.id} · {channel} · {r.category}" if r.category else f"{r.id} · {channel}",
+            priority=r.priority, level=f"L{r.level}" if r.level else "–", status=r.status.replace("_", " "),
+            mine=r.assignee_id == me, claimed_by=(r.assignee_name or "a colleague") if r.assignee_id else None,
+            sla_css=sla_class(r.sla_state, r.next_due_at, now),
+            sla_text="paused" if r.status == "waiting_customer" else time_left(r.next_due_at, now)))
+    return shown
 
 
 def clock_title(name: str) -> str:
