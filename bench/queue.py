@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -24,6 +25,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 import sqlalchemy as sa
 
 from api.security import create_user
@@ -92,8 +94,21 @@ async def signed_in_client(base: str) -> httpx.AsyncClient:
     return client
 
 
-async def measure(base: str, clients: int, per_client: int, paths) -> tuple[list[float], list[float], float]:
-    """Latencies seen by the clients and by the server (ms), and requests per second over the run."""
+def cpu_seconds(server: subprocess.Popen) -> float:
+    """CPU time used so far by the server and its worker processes."""
+    root = psutil.Process(server.pid)
+    total = 0.0
+    for proc in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def measure(base: str, clients: int, per_client: int, paths, server: subprocess.Popen
+                  ) -> tuple[list[float], list[float], float, float]:
+    """Latencies seen by the clients and by the server (ms), requests per second over the run, and the
+    server's CPU time per request (ms)."""
     pool = [await signed_in_client(base) for _ in range(clients)]
     seen, inside = [], []
 
@@ -109,12 +124,12 @@ async def measure(base: str, clients: int, per_client: int, paths) -> tuple[list
                 inside.append(float(TIMING.search(response.headers["server-timing"]).group(1)))
 
     await asyncio.gather(*(run(c, 5, False) for c in pool))  # warm up caches and connections
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(server)
     await asyncio.gather(*(run(c, per_client, True) for c in pool))
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, cpu_seconds(server) - cpu
     for client in pool:
         await client.aclose()
-    return seen, inside, len(seen) / wall
+    return seen, inside, len(seen) / wall, cpu * 1000 / len(seen)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -142,9 +157,9 @@ async def bench_one(url: str, args) -> list[tuple]:
             # One client shows what a page costs the server; eight show it under contention.
             for clients in sorted({1, args.clients}):
                 for name, paths in pages.items():
-                    seen, inside, rate = await measure(base, clients, args.requests, paths)
+                    seen, inside, rate, cpu = await measure(base, clients, args.requests, paths, server)
                     rows.append((kind, clients, name, len(seen), pct(seen, 50), pct(seen, 95), pct(inside, 50),
-                                 pct(inside, 95), rate))
+                                 pct(inside, 95), rate, cpu))
         finally:
             server.terminate()
             server.wait(15)
@@ -172,10 +187,10 @@ def main() -> None:
     print(f"\n{args.count:,} concerns, {args.workers} uvicorn worker(s) of {args.threads} threads, loopback; "
           "times in ms")
     print(f"{'database':<11} {'clients':>7} {'page':<18} {'n':>5} {'p50':>7} {'p95':>7} {'server p50':>11} "
-          f"{'server p95':>11} {'req/s':>7}")
-    for kind, clients, name, n, p50, p95, s50, s95, rate in rows:
+          f"{'server p95':>11} {'req/s':>7} {'server CPU/req':>15}")
+    for kind, clients, name, n, p50, p95, s50, s95, rate, cpu in rows:
         print(f"{kind:<11} {clients:>7} {name:<18} {n:>5} {p50:>7.1f} {p95:>7.1f} {s50:>11.1f} {s95:>11.1f} "
-              f"{rate:>7.0f}")
+              f"{rate:>7.0f} {cpu:>15.1f}")
 
 
 if __name__ == "__main__":
