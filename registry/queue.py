@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import Integer, bindparam, case, cast, exists, func, or_
+from sqlalchemy import Integer, bindparam, case, cast, exists, func, literal_column, or_, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
@@ -77,48 +77,64 @@ class _Shape:
     """What decides a queue statement's SQL; the values travel as parameters."""
 
     dialect: str
-    part: Literal["claimed", "claimed_newest", "due", "paused", "newest"]
+    part: Literal["due", "paused", "newest"]
     filters: tuple[str, ...] = ()
     search: bool = False
     level: bool = False
     skills: bool = False
+    statuses: int = 0  # one walk along the queue index per status, parameters status_0, status_1, ...
+    claimed: bool = False  # also the caller's own claims (parameters agent and statuses)
 
 
 @lru_cache(maxsize=1024)
 def _statement(shape: _Shape):
-    """The statement for `shape`, built once: a statement used again is also compiled and mapped only once."""
-    query = select(*QUEUE_COLUMNS)
+    """The statement for `shape`, built once: a statement used again is also compiled and mapped only once.
+
+    Each part is a plain walk along one index in its own order with its own LIMIT; the parts travel to the
+    database as one UNION ALL (one round trip) and are merged here. A `claimed` column tells them apart.
+    """
+    base = select(*QUEUE_COLUMNS)
     for name in shape.filters:
-        query = query.where(getattr(Concern, name) == bindparam(name))
+        base = base.where(getattr(Concern, name) == bindparam(name))
     if shape.search:
-        query = query.where(or_(Concern.id == bindparam("q_id"),
-                                col(Concern.subject).ilike(bindparam("q_like"), escape="\\")))
-    if shape.level:
-        query = query.where(Concern.level == bindparam("level"))
-    if shape.skills:
-        query = query.where(_skills_within(shape.dialect))
+        base = base.where(or_(Concern.id == bindparam("q_id"),
+                              col(Concern.subject).ilike(bindparam("q_like"), escape="\\")))
     take = bindparam("take", type_=Integer)
-    if shape.part in ("claimed", "claimed_newest"):
+    parts = []
+    if shape.claimed:
         # The ORDER BY leads with an expression no index provides, so the planner picks its index by the
         # WHERE clause (the assignee) and sorts those few rows, instead of walking a whole index in due
         # order (SQLite's statistics misjudge the many NULL assignees and due times).
-        if shape.part == "claimed":
-            order = (case((col(Concern.next_due_at).is_(None), 1), else_=0), col(Concern.next_due_at),
-                     col(Concern.id))
-        else:
+        if shape.part == "newest":
             order = (case((col(Concern.created_at).is_(None), 1), else_=0), col(Concern.created_at).desc(),
                      col(Concern.id).desc())
-        return query.where(Concern.assignee_id == bindparam("agent"),
-                           col(Concern.status).in_(bindparam("statuses", expanding=True))).order_by(*order).limit(take)
-    query = query.where(Concern.status == bindparam("status"))
-    if shape.part == "newest":
-        return query.order_by(col(Concern.created_at).desc(), col(Concern.id).desc()).limit(take)
-    if shape.part == "due":
-        return query.where(col(Concern.next_due_at).is_not(None)).order_by(col(Concern.next_due_at),
-                                                                           col(Concern.id)).limit(take)
-    # Ordered by an expression of the id: ordering by the bare primary key tempts SQLite to walk the whole
-    # table in id order instead of using the (status, level) or (assignee) index.
-    return query.where(col(Concern.next_due_at).is_(None)).order_by(col(Concern.id) + "").limit(take)
+        else:
+            order = (case((col(Concern.next_due_at).is_(None), 1), else_=0), col(Concern.next_due_at),
+                     col(Concern.id))
+        parts.append(base.add_columns(literal_column("1").label("claimed"))
+                     .where(Concern.assignee_id == bindparam("agent"),
+                            col(Concern.status).in_(bindparam("statuses", expanding=True)))
+                     .order_by(*order).limit(take))
+    walk = base.add_columns(literal_column("0").label("claimed"))
+    if shape.level:
+        walk = walk.where(Concern.level == bindparam("level"))
+    if shape.skills:
+        walk = walk.where(_skills_within(shape.dialect))
+    for i in range(shape.statuses):
+        query = walk.where(Concern.status == bindparam(f"status_{i}"))
+        if shape.part == "newest":
+            query = query.order_by(col(Concern.created_at).desc(), col(Concern.id).desc())
+        elif shape.part == "due":
+            query = query.where(col(Concern.next_due_at).is_not(None)).order_by(col(Concern.next_due_at),
+                                                                               col(Concern.id))
+        else:
+            # Ordered by an expression of the id: ordering by the bare primary key tempts SQLite to walk the
+            # whole table in id order instead of using the (status, level) or (assignee) index.
+            query = query.where(col(Concern.next_due_at).is_(None)).order_by(col(Concern.id) + "")
+        parts.append(query.limit(take))
+    if len(parts) == 1:
+        return parts[0]
+    return union_all(*(part.subquery().select() for part in parts))
 
 
 def _params(f: QueueFilter, agent: QueueAgent, take: int) -> dict:
@@ -146,42 +162,32 @@ def _merge(results, f: QueueFilter, take: int) -> list:
     return sorted(unique.values(), key=_sort_key(f))[:take]
 
 
-def _walk(session: Session, shape: _Shape, params: dict, f: QueueFilter, take: int) -> list:
-    """The first `take` rows of the queue `shape` describes, in the queue's order.
-
-    One query per status, due concerns before paused ones (no due time): each is then a plain walk along
-    an index in its order, where `status IN (...)` or `NULLS LAST` would make the database sort every
-    matching row first.
-    """
-    statuses = (f.status,) if f.status else ACTIVE
-    if f.sort == "newest":
-        newest = _statement(replace(shape, part="newest"))
-        return _merge([_rows(session, newest, {**params, "status": s}) for s in statuses], f, take)
-    due = _statement(replace(shape, part="due"))
-    rows = _merge([_rows(session, due, {**params, "status": s}) for s in statuses], f, take)
-    if len(rows) < take:
-        paused = _statement(replace(shape, part="paused"))
-        left = take - len(rows)
-        rows += _merge([_rows(session, paused, {**params, "status": s, "take": left}) for s in statuses], f, left)
-    return rows
-
-
 def queue_page(*, session: Session, agent: QueueAgent, f: QueueFilter) -> tuple[list, bool]:
-    """One page of queue rows and whether more exist; `mine` is my level and skills plus my own claims."""
+    """One page of queue rows and whether more exist; `mine` is my level and skills plus my own claims.
+
+    Due concerns come before paused ones (no due time); the paused ones are only looked up when the due
+    ones do not fill the page. `status IN (...)`, `NULLS LAST` or an OR of (level) and (assignee) would
+    make the database sort every matching row first, so each is a part of its own.
+    """
     take = f.limit + 1
-    dialect = session.get_bind().dialect.name
-    params = _params(f, agent, take)
-    shape = _Shape(dialect=dialect, part="due", filters=tuple(n for n in FILTERS if getattr(f, n)), search=bool(f.q))
+    statuses = (f.status,) if f.status else ACTIVE
+    params = {**_params(f, agent, take), **{f"status_{i}": s for i, s in enumerate(statuses)},
+              "statuses": list(statuses)}
+    shape = _Shape(dialect=session.get_bind().dialect.name, part="newest" if f.sort == "newest" else "due",
+                   filters=tuple(n for n in FILTERS if getattr(f, n)), search=bool(f.q), statuses=len(statuses))
     if f.scope == "all":
-        rows = _walk(session, replace(shape, level=f.level is not None), {**params, "level": f.level}, f, take)
+        shape, params["level"] = replace(shape, level=f.level is not None), f.level
+    elif agent.level is not None:
+        shape = replace(shape, level=True, skills=True, claimed=True)
     else:
-        # Two lookups merged here: an OR of (level) and (assignee) would defeat both indexes.
-        claimed = _statement(replace(shape, part="claimed_newest" if f.sort == "newest" else "claimed"))
-        statuses = [f.status] if f.status else list(ACTIVE)
-        rows = _rows(session, claimed, {**params, "statuses": statuses})
-        if agent.level is not None:
-            waiting = _walk(session, replace(shape, level=True, skills=True), params, f, take)
-            rows = _merge([rows, waiting], f, take)
+        shape = replace(shape, statuses=0, claimed=True)  # no level of their own: their claims only
+    found = _rows(session, _statement(shape), params)
+    walked = _merge([[row for row in found if not row.claimed]], f, take)
+    rows = _merge([found], f, take)
+    if shape.part == "due" and shape.statuses and len(walked) < take:
+        paused = _statement(replace(shape, part="paused", claimed=False))
+        left = take - len(walked)
+        rows = _merge([rows, _merge([_rows(session, paused, {**params, "take": left})], f, left)], f, take)
     return rows[: f.limit], len(rows) > f.limit
 
 
