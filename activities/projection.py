@@ -37,7 +37,7 @@ class ProjectionActivities:
         """Apply one batch of changes from the workflow in one transaction."""
         snap = batch.snapshot
         cid = snap.concern_id
-        with self.sessions.write() as session:
+        with self.sessions.begin() as session:
             seqs = [e.seq for e in batch.timeline] + [e.seq for e in batch.clock_events]
             done_timeline = set(
                 session.exec(select(Interaction.seq).where(Interaction.concern_id == cid, Interaction.seq.in_(seqs)))

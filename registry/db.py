@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +39,6 @@ class Sessions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._write_turn = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
@@ -48,20 +46,6 @@ class Sessions:
         with Session(self.engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
-
-    @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A transaction that writes; on SQLite the threads of this process take turns.
-
-        SQLite has one writer at a time, and its busy handler makes waiting writers sleep and retry; many
-        threads writing at once (the worker's activities) then wait far longer than the writes take.
-        """
-        if self._write_turn is None:
-            with self.begin() as session:
-                yield session
-            return
-        with self._write_turn, self.begin() as session:
-            yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
