@@ -182,12 +182,11 @@ def queue_page(*, session: Session, agent: QueueAgent, f: QueueFilter) -> tuple[
     else:
         shape = replace(shape, statuses=0, claimed=True)  # no level of their own: their claims only
     found = _rows(session, _statement(shape), params)
-    walked = _merge([[row for row in found if not row.claimed]], f, take)
-    rows = _merge([found], f, take)
-    if shape.part == "due" and shape.statuses and len(walked) < take:
+    walked = len({row.id for row in found if not row.claimed})
+    if shape.part == "due" and shape.statuses and walked < take:
         paused = _statement(replace(shape, part="paused", claimed=False))
-        left = take - len(walked)
-        rows = _merge([rows, _merge([_rows(session, paused, {**params, "take": left})], f, left)], f, take)
+        found += _rows(session, paused, {**params, "take": take - walked})
+    rows = _merge([found], f, take)
     return rows[: f.limit], len(rows) > f.limit
 
 
