@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from temporalio.client import Client
@@ -47,12 +48,13 @@ class Intake:
         """Register a concern (or find the one this key already made) and make sure its workflow runs."""
         if not email and not phone:
             raise IntakeError(422, "give the customer's e-mail or phone number")
+        # Database work runs on a worker thread: a write waiting for SQLite's lock must not stall the event loop.
         try:
-            concern = self._register(email, phone, name, subject, body, channel, priority, category,
-                                     idempotency_key, source_key, meta)
+            concern = await to_thread.run_sync(self._register, email, phone, name, subject, body, channel, priority,
+                                               category, idempotency_key, source_key, meta)
         except IntegrityError:
             # A concurrent request with the same key or message won the race; answer with its concern.
-            concern = self._existing(idempotency_key, source_key)
+            concern = await to_thread.run_sync(self._existing, idempotency_key, source_key)
             if concern is None:
                 raise
         await self.start(concern)
@@ -112,13 +114,16 @@ class Intake:
             continue_after_events=self.settings.continue_after_events,
         )
 
+    def _start_input(self, concern_id: str) -> OpenConcernInput | None:
+        with self.sessions.begin() as session:
+            row = session.get(Concern, concern_id)
+            return self.workflow_input(session, row) if row.status == "new" else None
+
     async def start(self, concern: Concern) -> None:
         """Start the concern's workflow unless it already runs (or ran)."""
-        with self.sessions.begin() as session:
-            row = session.get(Concern, concern.id)
-            if row.status != "new":
-                return
-            payload = self.workflow_input(session, row)
+        payload = await to_thread.run_sync(self._start_input, concern.id)
+        if payload is None:
+            return
         try:
             await self.client.start_workflow(
                 ConcernWorkflow.run, payload, id=concern.workflow_id, task_queue=self.settings.temporal_task_queue,
@@ -138,6 +143,18 @@ class Intake:
         source_key: str | None = None, meta: dict | None = None,
     ) -> tuple[Interaction, bool]:
         """Store a customer's message first, then signal the workflow; returns it and whether it reopens."""
+        row, workflow_id, reopens = await to_thread.run_sync(self._store_message, concern_id, text, channel, author,
+                                                             intent, source_key, meta)
+        if workflow_id is None:  # the same message came before
+            return row, False
+        handle = self.client.get_workflow_handle(workflow_id)
+        await handle.signal(ConcernWorkflow.customer_message,
+                            CustomerMessage(interaction_id=row.id, text=text, channel=channel, intent=intent,
+                                            at=row.created_at))
+        return row, reopens
+
+    def _store_message(self, concern_id, text, channel, author, intent, source_key, meta
+                       ) -> tuple[Interaction, str | None, bool]:
         with self.sessions.begin() as session:
             concern = session.get(Concern, concern_id)
             if concern is None:
@@ -147,13 +164,7 @@ class Intake:
             if source_key:
                 dup = session.exec(select(Interaction).where(Interaction.source_key == source_key)).first()
                 if dup is not None:
-                    return dup, False
+                    return dup, None, False
             row = store.add_customer_message(session=session, concern=concern, body=text, channel=channel,
                                              author=author, source_key=source_key, meta={"intent": intent, **(meta or {})})
-            reopens = concern.status == "resolved" and intent != "solved"
-            workflow_id, interaction_id, created = concern.workflow_id, row.id, row.created_at
-        handle = self.client.get_workflow_handle(workflow_id)
-        await handle.signal(ConcernWorkflow.customer_message,
-                            CustomerMessage(interaction_id=interaction_id, text=text, channel=channel, intent=intent,
-                                            at=created))
-        return row, reopens
+            return row, concern.workflow_id, concern.status == "resolved" and intent != "solved"
