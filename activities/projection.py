@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
-from sqlmodel import select
+from sqlalchemy import bindparam, insert, select, update
+from sqlmodel import select as orm_select
 from temporalio import activity
 
 from registry.db import Sessions
 from registry.knowledge import create_article
-from registry.models import ClockEvent, Concern, Interaction, OutboxMail, User
+from registry.models import ClockEvent, Concern, Interaction, User
 from registry.types import utcnow
-from workflows.payloads import RecordInput
+from workflows.payloads import ConcernSnapshot, RecordInput
 
 
 def carry_forward(*, session, concern_id: str, resolution: str, user_id: int | None) -> None:
     """Turn an expert's resolution into a draft article for review, so the e-level can answer the next one."""
     concern = session.get(Concern, concern_id)
-    first = session.exec(select(Interaction).where(Interaction.concern_id == concern_id)
+    first = session.exec(orm_select(Interaction).where(Interaction.concern_id == concern_id)
                          .order_by(Interaction.id)).first()
     body = (f"**Question**\n\n{first.body if first else concern.subject}\n\n"
             f"**Answer**\n\n{resolution}\n")
     author = session.get(User, user_id) if user_id is not None else None
     create_article(session=session, title=concern.subject, body=body, owner_email=author.email if author else "",
                    category=concern.category, source_concern_id=concern_id)
+
+
+# Statements built once: SQLAlchemy caches their compiled form, so a batch costs the round trips and little else.
+_TIMELINE = Interaction.__table__
+_CLOCK_EVENTS = ClockEvent.__table__
+_CONCERN = Concern.__table__
+_SNAPSHOT_COLUMNS = [name for name in ConcernSnapshot.model_fields if name != "concern_id"] + ["updated_at"]
+_TIMELINE_DONE = select(_TIMELINE.c.seq).where(
+    _TIMELINE.c.concern_id == bindparam("cid"), _TIMELINE.c.seq.in_(bindparam("seqs", expanding=True)))
+_CLOCK_EVENTS_DONE = select(_CLOCK_EVENTS.c.seq).where(
+    _CLOCK_EVENTS.c.concern_id == bindparam("cid"), _CLOCK_EVENTS.c.seq.in_(bindparam("seqs", expanding=True)))
+_ADD_TIMELINE = insert(_TIMELINE)
+_ADD_CLOCK_EVENTS = insert(_CLOCK_EVENTS)
+# Only a newer snapshot replaces the row, so a late retry of an older batch never moves the concern back.
+_UPDATE_CONCERN = (
+    update(_CONCERN)
+    .where(_CONCERN.c.id == bindparam("b_id"), _CONCERN.c.seq <= bindparam("b_seq"))
+    .values({name: bindparam(name) for name in _SNAPSHOT_COLUMNS})
+)
 
 
 class ProjectionActivities:
@@ -38,34 +57,33 @@ class ProjectionActivities:
         snap = batch.snapshot
         cid = snap.concern_id
         with self.sessions.begin() as session:
-            seqs = [e.seq for e in batch.timeline] + [e.seq for e in batch.clock_events]
-            done_timeline = set(
-                session.exec(select(Interaction.seq).where(Interaction.concern_id == cid, Interaction.seq.in_(seqs)))
-            ) if seqs else set()
-            for entry in batch.timeline:
-                if entry.seq in done_timeline:
-                    continue
-                if entry.kind == "resolution" and entry.meta.get("worth_article") and (entry.meta.get("level") or 0) >= 2:
-                    carry_forward(session=session, concern_id=cid, resolution=entry.body, user_id=entry.author_user_id)
-                session.add(Interaction(
-                    customer_id=batch.customer_id, concern_id=cid, seq=entry.seq, kind=entry.kind,
-                    channel=entry.channel, direction=entry.direction, author=entry.author,
-                    author_user_id=entry.author_user_id, body=entry.body, meta=entry.meta, created_at=entry.at,
-                ))
-            done_clock = set(
-                session.exec(select(ClockEvent.seq).where(ClockEvent.concern_id == cid, ClockEvent.seq.in_(seqs)))
-            ) if batch.clock_events else set()
-            for ev in batch.clock_events:
-                if ev.seq in done_clock:
-                    continue
-                session.add(ClockEvent(
-                    concern_id=cid, seq=ev.seq, clock=ev.clock, kind=ev.kind, at=ev.at, workflow_id=batch.workflow_id,
-                    run_id=batch.run_id, event_id=ev.event_id, elapsed_seconds=ev.elapsed, target_seconds=ev.target,
-                    due_at=ev.due_at,
-                ))
+            db = session.connection()
+            if batch.timeline:
+                done = set(db.execute(_TIMELINE_DONE, {"cid": cid, "seqs": [e.seq for e in batch.timeline]}).scalars())
+                fresh = [e for e in batch.timeline if e.seq not in done]
+                for entry in fresh:
+                    if entry.kind == "resolution" and entry.meta.get("worth_article") and (entry.meta.get("level") or 0) >= 2:
+                        carry_forward(session=session, concern_id=cid, resolution=entry.body,
+                                      user_id=entry.author_user_id)
+                if fresh:
+                    db.execute(_ADD_TIMELINE, [{
+                        "customer_id": batch.customer_id, "concern_id": cid, "seq": e.seq, "source_key": None,
+                        "kind": e.kind, "channel": e.channel, "direction": e.direction, "author": e.author,
+                        "author_user_id": e.author_user_id, "body": e.body, "meta": e.meta, "created_at": e.at,
+                    } for e in fresh])
+            if batch.clock_events:
+                done = set(db.execute(_CLOCK_EVENTS_DONE,
+                                      {"cid": cid, "seqs": [e.seq for e in batch.clock_events]}).scalars())
+                fresh = [e for e in batch.clock_events if e.seq not in done]
+                if fresh:
+                    db.execute(_ADD_CLOCK_EVENTS, [{
+                        "concern_id": cid, "seq": e.seq, "clock": e.clock, "kind": e.kind, "at": e.at,
+                        "workflow_id": batch.workflow_id, "run_id": batch.run_id, "event_id": e.event_id,
+                        "elapsed_seconds": e.elapsed, "target_seconds": e.target, "due_at": e.due_at,
+                    } for e in fresh])
             if batch.mails and self.render_mail is not None:
                 self.render_mail(session=session, concern_id=cid, mails=batch.mails)
-            values = snap.model_dump(exclude={"concern_id", "clocks"})
+            values = {name: getattr(snap, name) for name in _SNAPSHOT_COLUMNS[:-1]}
             values["clocks"] = [c.model_dump(mode="json") for c in snap.clocks]
             values["updated_at"] = utcnow()
-            session.exec(update(Concern).where(Concern.id == cid, Concern.seq <= snap.seq).values(**values))
+            db.execute(_UPDATE_CONCERN, {**values, "b_id": cid, "b_seq": snap.seq})

@@ -10,7 +10,7 @@ from activities.projection import ProjectionActivities
 from registry.concerns import register_concern
 from registry.customers import find_or_create_customer
 from registry.models import ClockEvent, Concern, Interaction
-from workflows.payloads import ClockEventRecord, ConcernSnapshot, RecordInput, TimelineEntry
+from workflows.payloads import Clock, ClockEventRecord, ConcernSnapshot, RecordInput, TimelineEntry
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -38,6 +38,20 @@ def test_a_repeated_batch_is_harmless_and_an_older_snapshot_never_overwrites(ses
     record = ProjectionActivities(sessions).record
     record(batch)
     record(batch)
+    due = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+    claimed = _snapshot(cid, 4, "open", "level1").model_copy(update={
+        "assignee_id": 7, "assignee_name": "Ada", "sla_state": "warning", "next_due_at": due,
+        "clocks": [Clock(name="resolution", target=3600, state="running", run_started=NOW, due_at=due)]})
+    record(batch.model_copy(update={"snapshot": claimed, "clock_events": [], "timeline": [
+        TimelineEntry(seq=3, kind="note", body="Checked <the> logs", author="Ada", author_user_id=7,
+                      meta={"internal": True}, at=NOW)]}))
+    with sessions.begin() as session:
+        row = session.get(Concern, cid)
+        assert (row.assignee_name, row.sla_state, row.next_due_at) == ("Ada", "warning", due)
+        assert row.clocks[0]["name"] == "resolution" and row.clocks[0]["state"] == "running"
+        note = session.exec(select(Interaction).where(Interaction.concern_id == cid, Interaction.seq == 3)).one()
+        assert (note.body, note.author, note.author_user_id, note.meta, note.created_at, note.customer_id) == (
+            "Checked <the> logs", "Ada", 7, {"internal": True}, NOW, customer_id)
     newer = batch.model_copy(update={"snapshot": _snapshot(cid, 5, "resolved", "close"), "timeline": [],
                                      "clock_events": []})
     record(newer)
