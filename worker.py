@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.elevel.base import AutomationContext
 from activities.runtime import AutomationActivities, MailActivities
@@ -34,6 +35,10 @@ def build_worker(
         activities=[projection.record, automation.run_automation, mail.deliver_mail],
         activity_executor=ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
+        # The sandbox re-imports the workflow module for every run and re-enters itself for every payload: about a
+        # third of the worker's CPU per concern. Determinism is guarded instead by replaying saved histories in CI
+        # and by the test suite, whose workers run sandboxed (CCR_WORKFLOW_SANDBOX=true).
+        workflow_runner=SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner(),
     )
 
 

