@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import yaml
 from sqlmodel import select
 from temporalio.worker import Worker
@@ -105,6 +106,27 @@ async def concern_rate(client, settings: Settings, sessions: Sessions, count: in
             watching.cancel()
 
 
+class CpuMeter:
+    """CPU seconds spent per workflow by this process (clients, worker, registry) and by the dev server.
+
+    Less noisy than rates on a shared machine: it shows where the work goes, not how long it waited.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.server = psutil.Process(server_pid)
+        self.last = self._now()
+
+    def _now(self) -> tuple[float, float]:
+        server = self.server.cpu_times()
+        return time.process_time(), server.user + server.system
+
+    def lap(self, count: int) -> str:
+        now = self._now()
+        here, server = ((b - a) * 1000 / count for a, b in zip(self.last, now))
+        self.last = now
+        return f"CPU per workflow: {here:.1f} ms here, {server:.1f} ms dev server"
+
+
 def start_dev_server(folder: Path, port: int, in_memory: bool) -> subprocess.Popen:
     binary = Path(sys.executable).parent / "temporal"
     cmd = [str(binary), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port), "--headless",
@@ -140,10 +162,13 @@ async def main() -> None:
                 break
             except Exception:
                 await asyncio.sleep(0.2)
+        meter = CpuMeter(server.pid)
         raw = await raw_rate(client, args.count, args.in_flight)
-        print(f"raw Temporal baseline : {raw:7.1f} workflows/s ({args.count}, {args.in_flight} in flight)")
+        raw_cpu = meter.lap(args.count)
         path = await concern_rate(client, settings, sessions, args.count, args.in_flight)
-        print(f"concern path          : {path:7.1f} concerns/s ({args.count}, {args.in_flight} in flight)")
+        path_cpu = meter.lap(args.count)
+        print(f"raw Temporal baseline : {raw:7.1f} workflows/s ({args.count}, {args.in_flight} in flight; {raw_cpu})")
+        print(f"concern path          : {path:7.1f} concerns/s ({args.count}, {args.in_flight} in flight; {path_cpu})")
         print(f"ratio                 : {path / raw:7.2f} (target ≥ 0.50)")
     finally:
         server.terminate()
