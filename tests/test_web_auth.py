@@ -8,6 +8,8 @@ import json
 import httpx
 from itsdangerous import TimestampSigner
 
+from registry.models import User
+
 from tests.web_support import PASSWORD, as_session, csrf_of, make_staff, publish_workspace_sop, session_cookie, \
     sign_in
 
@@ -92,6 +94,18 @@ async def test_integration_accounts_and_disabled_users_cannot_sign_in(desk):
         assert response.status_code == 403 and "API tokens only" in response.text
         response = await attempt(http, "nobody@desk.test", PASSWORD)
         assert response.status_code == 401
+
+
+async def test_a_deactivated_agent_is_signed_out_at_the_next_page(desk):
+    ada = make_staff(desk.sessions, "ada@desk.test", "agent", level=2, skills=("billing", "general"), name="Ada")
+    async with client(desk) as http:
+        await attempt(http, "ada@desk.test", PASSWORD)
+        page = await http.get("/queue")
+        assert page.status_code == 200 and "Ada (agent, L2)" in page.text
+        with desk.sessions.begin() as session:
+            session.get(User, ada["id"]).active = False
+        response = await http.get("/queue")
+        assert response.status_code == 302 and response.headers["location"].startswith("/login")
 
 
 async def test_forms_without_the_csrf_token_are_refused(desk):

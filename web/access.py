@@ -7,6 +7,7 @@ import time
 from urllib.parse import quote
 
 from fastapi.routing import iter_route_contexts
+from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -191,6 +192,11 @@ class _Table:
         return None, False
 
 
+_USERS = User.__table__
+_SIGNED_IN_USER = select(_USERS.c.id, _USERS.c.name, _USERS.c.email, _USERS.c.role, _USERS.c.level, _USERS.c.skills,
+                         _USERS.c.active).where(_USERS.c.id == bindparam("id"))
+
+
 def load_principal(sessions, authorization: str, session_data: dict) -> tuple[Principal | None, bool]:
     """The caller from a bearer token or the session, and whether a bearer token was given but is not valid."""
     if authorization.lower().startswith("bearer "):
@@ -199,9 +205,11 @@ def load_principal(sessions, authorization: str, session_data: dict) -> tuple[Pr
             return (Principal.of_user(user), False) if user else (None, True)
     with sessions.read() as session:
         if session_data.get("user_id"):
-            user = session.get(User, session_data["user_id"])
+            # Every page asks this; plain columns by primary key, without loading an ORM object.
+            user = session.connection().execute(_SIGNED_IN_USER, {"id": session_data["user_id"]}).first()
             if user is not None and user.active:
-                return Principal.of_user(user), False
+                return Principal("user", user.id, user.name, user.email, user.role, user.level,
+                                 tuple(user.skills or ())), False
         if session_data.get("customer_id"):
             customer = session.get(Customer, session_data["customer_id"])
             if customer is not None:

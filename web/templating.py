@@ -15,6 +15,8 @@ HTMX = "htmx-2.0.11.min.js"
 HTMX_SSE = "htmx-ext-sse-2.2.4.min.js"
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+# Templates ship with the code: compiled once per process, not checked on disk for changes on every page.
+templates.env.auto_reload = False
 templates.env.globals.update(htmx=HTMX, htmx_sse=HTMX_SSE)
 
 
