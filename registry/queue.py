@@ -116,6 +116,9 @@ def _statement(shape: _Shape):
                             col(Concern.status).in_(bindparam("statuses", expanding=True)))
                      .order_by(*order).limit(take))
     walk = base.add_columns(literal_column("0").label("claimed"))
+    if shape.claimed:
+        # The caller's own claims come from their part; a walk leaves them out so no row comes twice.
+        walk = walk.where(or_(col(Concern.assignee_id).is_(None), Concern.assignee_id != bindparam("agent")))
     if shape.level:
         walk = walk.where(Concern.level == bindparam("level"))
     if shape.skills:
@@ -134,7 +137,13 @@ def _statement(shape: _Shape):
         parts.append(query.limit(take))
     if len(parts) == 1:
         return parts[0]
-    return union_all(*(part.subquery().select() for part in parts))
+    # The database merges the parts (a few pages of rows at most) and returns only the page.
+    merged = union_all(*(part.subquery().select() for part in parts)).subquery()
+    if shape.part == "newest":
+        order = (merged.c.created_at.desc(), merged.c.id.desc())
+    else:
+        order = (case((merged.c.next_due_at.is_(None), 1), else_=0), merged.c.next_due_at, merged.c.id)
+    return select(merged).order_by(*order).limit(take)
 
 
 def _params(f: QueueFilter, agent: QueueAgent, take: int) -> dict:
@@ -181,12 +190,11 @@ def queue_page(*, session: Session, agent: QueueAgent, f: QueueFilter) -> tuple[
         shape = replace(shape, level=True, skills=True, claimed=True)
     else:
         shape = replace(shape, statuses=0, claimed=True)  # no level of their own: their claims only
-    found = _rows(session, _statement(shape), params)
-    walked = len({row.id for row in found if not row.claimed})
-    if shape.part == "due" and shape.statuses and walked < take:
-        paused = _statement(replace(shape, part="paused", claimed=False))
-        found += _rows(session, paused, {**params, "take": take - walked})
-    rows = _merge([found], f, take)
+    rows = _rows(session, _statement(shape), params)  # sorted, at most `take`
+    if shape.part == "due" and shape.statuses and (len(rows) < take or rows[-1].next_due_at is None):
+        # Paused concerns (no due time) come last, so they are only looked up when they can be on the page.
+        paused = _rows(session, _statement(replace(shape, part="paused", claimed=False)), params)
+        rows = _merge([rows, paused], f, take)
     return rows[: f.limit], len(rows) > f.limit
 
 

@@ -43,17 +43,23 @@ def test_my_queue_is_my_level_and_skills_plus_my_claims_due_first_paused_last(se
         {"id": "CCR-H", "due": 3, "assignee_id": 8, "assignee_name": "Bo"},  # claimed by a colleague
         {"id": "CCR-I", "due": 4, "status": "resolved"},
         {"id": "CCR-J", "status": "open"},                             # open without a running clock
+        {"id": "CCR-N", "due": 7, "assignee_id": 7, "assignee_name": "Ada"},  # hers, at her level: shown once
+        {"id": "CCR-O", "status": "waiting_customer", "assignee_id": 7, "assignee_name": "Ada"},  # hers, paused
     ])
     ada = QueueAgent(id=7, level=1, skills=["billing", "general"])
-    assert _ids(sessions, ada) == (["CCR-H", "CCR-B", "CCR-C", "CCR-F", "CCR-A", "CCR-G", "CCR-J"], False)
-    assert _ids(sessions, ada, limit=3) == (["CCR-H", "CCR-B", "CCR-C"], True)
+    mine = ["CCR-H", "CCR-B", "CCR-N", "CCR-C", "CCR-F", "CCR-A", "CCR-G", "CCR-J", "CCR-O"]
+    assert _ids(sessions, ada) == (mine, False)
+    for limit in (3, 6, 7, 8):
+        assert _ids(sessions, ada, limit=limit) == (mine[:limit], True)
     # newest first: created_at goes down with the position in the list above
-    assert _ids(sessions, ada, sort="newest")[0] == ["CCR-A", "CCR-B", "CCR-C", "CCR-F", "CCR-G", "CCR-H", "CCR-J"]
-    assert _ids(sessions, ada, status="waiting_customer") == (["CCR-G"], False)
+    newest = ["CCR-A", "CCR-B", "CCR-C", "CCR-F", "CCR-G", "CCR-H", "CCR-J", "CCR-N", "CCR-O"]
+    assert _ids(sessions, ada, sort="newest") == (newest, False)
+    assert _ids(sessions, ada, sort="newest", limit=4) == (newest[:4], True)
+    assert _ids(sessions, ada, status="waiting_customer") == (["CCR-G", "CCR-O"], False)
     # someone without a level of their own sees only their claims
-    assert _ids(sessions, QueueAgent(id=7, level=None)) == (["CCR-F"], False)
+    assert _ids(sessions, QueueAgent(id=7, level=None)) == (["CCR-N", "CCR-F", "CCR-O"], False)
     # everything, or one level of it, whoever holds it
-    everything = ["CCR-D", "CCR-E", "CCR-H", "CCR-B", "CCR-C", "CCR-F", "CCR-A", "CCR-G", "CCR-J"]
+    everything = ["CCR-D", "CCR-E", "CCR-H", "CCR-B", "CCR-N", "CCR-C", "CCR-F", "CCR-A", "CCR-G", "CCR-J", "CCR-O"]
     assert _ids(sessions, ada, scope="all") == (everything, False)
     assert _ids(sessions, ada, scope="all", level=3) == (["CCR-F"], False)
     assert _ids(sessions, ada, scope="all", status="resolved") == (["CCR-I"], False)
