@@ -84,7 +84,11 @@ async def signed_in_client(base: str) -> aiohttp.ClientSession:
     """A signed-in agent's browser. aiohttp costs the machine a fraction of httpx's CPU per request, which
     here the server would otherwise share with its own clients."""
     client = aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                   timeout=aiohttp.ClientTimeout(total=30))
+                                   timeout=aiohttp.ClientTimeout(total=30),
+                                   # A connection per request, as a reverse proxy in front of several web
+                                   # processes balances requests: on kept-alive connections each client would
+                                   # stay with the process that accepted it, and one process may hold most.
+                                   connector=aiohttp.TCPConnector(force_close=True))
     for _ in range(200):
         try:
             async with client.get("/login") as page:
