@@ -45,21 +45,24 @@ def escape_label(text: str) -> str:
     return _SPECIAL.sub(lambda m: _ENTITIES[m.group(0)], " ".join(text.split()))
 
 
-def _detail(step: Any) -> str:
+def describe_step(step: Any, *, brief: bool = False) -> str:
+    """One line on what a step does; `brief` for a box on a chart, else with its messages and templates."""
     if isinstance(step, AutomateStep):
-        return f"automate: {step.action}"
+        return f"{'automatic' if brief else 'automate'}: {step.action}"
     if isinstance(step, DecideStep):
         return f"decide on {step.on}"
     if isinstance(step, HumanStep):
         skills = f" ({', '.join(step.skills)})" if step.skills else ""
-        timer = f", escalates after {format_duration(step.escalate_after)}" if step.escalate_after else ""
+        after = format_duration(step.escalate_after) if step.escalate_after else ""
+        timer = (f", {after}" if brief else f", escalates after {after}") if after else ""
         return f"L{step.level} agent{skills}{timer}"
     if isinstance(step, AskCustomerStep):
-        return f"ask customer: {step.message}, waits {format_duration(step.wait)}"
+        wait = format_duration(step.wait)
+        return f"ask customer, {wait}" if brief else f"ask customer: {step.message}, waits {wait}"
     if isinstance(step, NotifyStep):
-        return f"notify {step.to}: {step.template}"
+        return f"notify {step.to}" if brief else f"notify {step.to}: {step.template}"
     if isinstance(step, SurveyStep):
-        return f"survey, waits {format_duration(step.wait)}"
+        return "survey" if brief else f"survey, waits {format_duration(step.wait)}"
     if isinstance(step, EndStep):
         return f"end: {step.result}"
     return step.type
@@ -91,7 +94,7 @@ def to_mermaid(definition: SopDefinition | Mapping[str, Any], *, current: str | 
     for sid, step in sop.steps.items():
         opening, closing = _SHAPES[step.type]
         name = escape_label(step.title or sid)
-        lines.append(f"    {ids[sid]}{opening}{name}<br/>{escape_label(_detail(step))}{closing}")
+        lines.append(f"    {ids[sid]}{opening}{name}<br/>{escape_label(describe_step(step))}{closing}")
     for target in missing:
         lines.append(f'    {ids[target]}["{escape_label(target)}<br/>missing step"]:::missing')
     for sid, step in sop.steps.items():

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from sops.schema import (
-    AskCustomerStep,
-    AutomateStep,
-    DecideStep,
-    EndStep,
-    HumanStep,
-    NotifyStep,
-    SopDefinition,
-    SurveyStep,
-    format_duration,
-)
+from sops.graph import describe_step
+from sops.schema import SopDefinition
 
 WIDTH, HEIGHT = 176, 46
 GAP_X, GAP_Y = 28, 54
@@ -62,27 +53,6 @@ class Chart:
     height: float
     box_w: int = WIDTH
     box_h: int = HEIGHT
-
-
-def describe(step) -> str:
-    """One short line on what a step does."""
-    if isinstance(step, AutomateStep):
-        return f"automatic: {step.action}"
-    if isinstance(step, DecideStep):
-        return f"decide on {step.on}"
-    if isinstance(step, HumanStep):
-        timer = f", {format_duration(step.escalate_after)}" if step.escalate_after else ""
-        skills = f" ({', '.join(step.skills)})" if step.skills else ""
-        return f"L{step.level} agent{skills}{timer}"
-    if isinstance(step, AskCustomerStep):
-        return f"ask customer, {format_duration(step.wait)}"
-    if isinstance(step, NotifyStep):
-        return f"notify {step.to}"
-    if isinstance(step, SurveyStep):
-        return "survey"
-    if isinstance(step, EndStep):
-        return f"end: {step.result}"
-    return step.type
 
 
 def _ranks(sop: SopDefinition) -> dict[str, int]:
@@ -156,7 +126,7 @@ def layout(definition: dict, *, current: str | None = None, visited: set[str] | 
                 css.append("visited")
             if sid == current:
                 css.append("current")
-            nodes[sid] = Node(sid, _short(step.title or sid, 26), _short(describe(step), 30), step.type,
+            nodes[sid] = Node(sid, _short(step.title or sid, 26), _short(describe_step(step, brief=True), 30), step.type,
                               x=left + i * (WIDTH + GAP_X), y=MARGIN + rank * (HEIGHT + GAP_Y), css=css)
     # Edges that skip a layer, go back up or pass other boxes run in lanes beside the chart, on the side their
     # source is on: out of the source's bottom, along the gap below its row, down or up the lane, along the
