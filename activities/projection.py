@@ -29,7 +29,7 @@ def carry_forward(*, session, concern_id: str, resolution: str, user_id: int | N
 _TIMELINE = Interaction.__table__
 _CLOCK_EVENTS = ClockEvent.__table__
 _CONCERN = Concern.__table__
-_SNAPSHOT_COLUMNS = [name for name in ConcernSnapshot.model_fields if name != "concern_id"] + ["updated_at"]
+_SNAPSHOT_FIELDS = [name for name in ConcernSnapshot.model_fields if name != "concern_id"]
 _TIMELINE_DONE = select(_TIMELINE.c.seq).where(
     _TIMELINE.c.concern_id == bindparam("cid"), _TIMELINE.c.seq.in_(bindparam("seqs", expanding=True)))
 _CLOCK_EVENTS_DONE = select(_CLOCK_EVENTS.c.seq).where(
@@ -40,8 +40,16 @@ _ADD_CLOCK_EVENTS = insert(_CLOCK_EVENTS)
 _UPDATE_CONCERN = (
     update(_CONCERN)
     .where(_CONCERN.c.id == bindparam("b_id"), _CONCERN.c.seq <= bindparam("b_seq"))
-    .values({name: bindparam(name) for name in _SNAPSHOT_COLUMNS})
+    .values({name: bindparam(name) for name in [*_SNAPSHOT_FIELDS, "updated_at"]})
 )
+
+
+def _not_written(db, written, cid: str, entries: list) -> list:
+    """The entries whose (concern, seq) is not in the registry yet: what a retried batch still has to write."""
+    if not entries:
+        return []
+    done = set(db.execute(written, {"cid": cid, "seqs": [e.seq for e in entries]}).scalars())
+    return [e for e in entries if e.seq not in done]
 
 
 class ProjectionActivities:
@@ -58,32 +66,26 @@ class ProjectionActivities:
         cid = snap.concern_id
         with self.sessions.begin() as session:
             db = session.connection()
-            if batch.timeline:
-                done = set(db.execute(_TIMELINE_DONE, {"cid": cid, "seqs": [e.seq for e in batch.timeline]}).scalars())
-                fresh = [e for e in batch.timeline if e.seq not in done]
-                for entry in fresh:
-                    if entry.kind == "resolution" and entry.meta.get("worth_article") and (entry.meta.get("level") or 0) >= 2:
-                        carry_forward(session=session, concern_id=cid, resolution=entry.body,
-                                      user_id=entry.author_user_id)
-                if fresh:
-                    db.execute(_ADD_TIMELINE, [{
-                        "customer_id": batch.customer_id, "concern_id": cid, "seq": e.seq, "source_key": None,
-                        "kind": e.kind, "channel": e.channel, "direction": e.direction, "author": e.author,
-                        "author_user_id": e.author_user_id, "body": e.body, "meta": e.meta, "created_at": e.at,
-                    } for e in fresh])
-            if batch.clock_events:
-                done = set(db.execute(_CLOCK_EVENTS_DONE,
-                                      {"cid": cid, "seqs": [e.seq for e in batch.clock_events]}).scalars())
-                fresh = [e for e in batch.clock_events if e.seq not in done]
-                if fresh:
-                    db.execute(_ADD_CLOCK_EVENTS, [{
-                        "concern_id": cid, "seq": e.seq, "clock": e.clock, "kind": e.kind, "at": e.at,
-                        "workflow_id": batch.workflow_id, "run_id": batch.run_id, "event_id": e.event_id,
-                        "elapsed_seconds": e.elapsed, "target_seconds": e.target, "due_at": e.due_at,
-                    } for e in fresh])
+            fresh = _not_written(db, _TIMELINE_DONE, cid, batch.timeline)
+            for entry in fresh:
+                if entry.kind == "resolution" and entry.meta.get("worth_article") and (entry.meta.get("level") or 0) >= 2:
+                    carry_forward(session=session, concern_id=cid, resolution=entry.body, user_id=entry.author_user_id)
+            if fresh:
+                db.execute(_ADD_TIMELINE, [{
+                    "customer_id": batch.customer_id, "concern_id": cid, "seq": e.seq, "source_key": None,
+                    "kind": e.kind, "channel": e.channel, "direction": e.direction, "author": e.author,
+                    "author_user_id": e.author_user_id, "body": e.body, "meta": e.meta, "created_at": e.at,
+                } for e in fresh])
+            fresh = _not_written(db, _CLOCK_EVENTS_DONE, cid, batch.clock_events)
+            if fresh:
+                db.execute(_ADD_CLOCK_EVENTS, [{
+                    "concern_id": cid, "seq": e.seq, "clock": e.clock, "kind": e.kind, "at": e.at,
+                    "workflow_id": batch.workflow_id, "run_id": batch.run_id, "event_id": e.event_id,
+                    "elapsed_seconds": e.elapsed, "target_seconds": e.target, "due_at": e.due_at,
+                } for e in fresh])
             if batch.mails and self.render_mail is not None:
                 self.render_mail(session=session, concern_id=cid, mails=batch.mails)
-            values = {name: getattr(snap, name) for name in _SNAPSHOT_COLUMNS[:-1]}
+            values = {name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}
             values["clocks"] = [c.model_dump(mode="json") for c in snap.clocks]
             values["updated_at"] = utcnow()
             db.execute(_UPDATE_CONCERN, {**values, "b_id": cid, "b_seq": snap.seq})

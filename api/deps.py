@@ -33,6 +33,7 @@ class Principal:
 
     @classmethod
     def of_user(cls, user: User) -> Principal:
+        """From a `User`, or a row of its columns (the sign-in check reads only those)."""
         return cls("user", user.id, user.name, user.email, user.role, user.level, tuple(user.skills))
 
     @classmethod

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import Integer, bindparam, case, cast, exists, func, literal_column, or_, union_all
+from sqlalchemy import Integer, bindparam, case, cast, exists, func, or_, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
@@ -92,7 +92,7 @@ def _statement(shape: _Shape):
     """The statement for `shape`, built once: a statement used again is also compiled and mapped only once.
 
     Each part is a plain walk along one index in its own order with its own LIMIT; the parts travel to the
-    database as one UNION ALL (one round trip) and are merged here. A `claimed` column tells them apart.
+    database as one UNION ALL (one round trip), which the database merges into one page.
     """
     base = select(*QUEUE_COLUMNS)
     for name in shape.filters:
@@ -112,11 +112,10 @@ def _statement(shape: _Shape):
         else:
             order = (case((col(Concern.next_due_at).is_(None), 1), else_=0), col(Concern.next_due_at),
                      col(Concern.id))
-        parts.append(base.add_columns(literal_column("1").label("claimed"))
-                     .where(Concern.assignee_id == bindparam("agent"),
-                            col(Concern.status).in_(bindparam("statuses", expanding=True)))
+        parts.append(base.where(Concern.assignee_id == bindparam("agent"),
+                                col(Concern.status).in_(bindparam("statuses", expanding=True)))
                      .order_by(*order).limit(take))
-    walk = base.add_columns(literal_column("0").label("claimed"))
+    walk = base
     if shape.claimed:
         # The caller's own claims come from their part; a walk leaves them out so no row comes twice.
         walk = walk.where(or_(col(Concern.assignee_id).is_(None), Concern.assignee_id != bindparam("agent")))

@@ -208,8 +208,7 @@ def load_principal(sessions, authorization: str, session_data: dict) -> tuple[Pr
             # Every page asks this; plain columns by primary key, without loading an ORM object.
             user = session.connection().execute(_SIGNED_IN_USER, {"id": session_data["user_id"]}).first()
             if user is not None and user.active:
-                return Principal("user", user.id, user.name, user.email, user.role, user.level,
-                                 tuple(user.skills or ())), False
+                return Principal.of_user(user), False
         if session_data.get("customer_id"):
             customer = session.get(Customer, session_data["customer_id"])
             if customer is not None:
