@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api.catalog import Catalog
@@ -45,15 +47,17 @@ class Principal:
                         skills=list(self.skills), lead=self.role in ("lead", "admin"))
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are coroutines: FastAPI runs a plain function in the thread pool, a hop
+# that under load waits behind other requests' database work.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_sessions(request: Request) -> Sessions:
+async def get_sessions(request: Request) -> Sessions:
     return request.app.state.sessions
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
@@ -74,42 +78,54 @@ ClientDep = Annotated[Client, Depends(get_client)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
-def get_intake(sessions: SessionsDep, client: ClientDep, settings: SettingsDep, catalog: CatalogDep) -> Intake:
+async def get_intake(sessions: SessionsDep, client: ClientDep, settings: SettingsDep, catalog: CatalogDep) -> Intake:
     return Intake(sessions=sessions, client=client, settings=settings, catalog=catalog)
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 
-def get_principal(request: Request, sessions: SessionsDep) -> Principal | None:
+async def get_principal(request: Request, sessions: SessionsDep) -> Principal | None:
     """The caller from a bearer token or the signed session cookie, or None."""
     resolved = request.scope.get("state") or {}
     if "principal" in resolved:  # the site's access middleware resolved it once for this request
         return resolved["principal"]
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        with sessions.begin() as session:
-            user = user_for_token(session=session, token=auth[7:].strip())
-            if user is None:
-                raise HTTPException(401, "the API token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
-            return Principal.of_user(user)
-    data = request.session if "session" in request.scope else {}
-    with sessions.begin() as session:
-        if data.get("user_id"):
-            user = session.get(User, data["user_id"])
+    data = dict(request.session) if "session" in request.scope else {}
+    principal, bad_token = await run_in_threadpool(load_principal, sessions, request.headers.get("authorization", ""),
+                                                   data)
+    if bad_token:
+        raise HTTPException(401, "the API token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+_USERS = User.__table__
+_SIGNED_IN_USER = select(_USERS.c.id, _USERS.c.name, _USERS.c.email, _USERS.c.role, _USERS.c.level, _USERS.c.skills,
+                         _USERS.c.active).where(_USERS.c.id == bindparam("id"))
+
+
+def load_principal(sessions: Sessions, authorization: str, session_data: dict) -> tuple[Principal | None, bool]:
+    """The caller from a bearer token or the session, and whether a bearer token was given but is not valid."""
+    if authorization.lower().startswith("bearer "):
+        with sessions.begin() as session:  # notes when the token was last used
+            user = user_for_token(session=session, token=authorization[7:].strip())
+            return (Principal.of_user(user), False) if user else (None, True)
+    with sessions.read() as session:
+        if session_data.get("user_id"):
+            # Every page asks this; plain columns by primary key, without loading an ORM object.
+            user = session.connection().execute(_SIGNED_IN_USER, {"id": session_data["user_id"]}).first()
             if user is not None and user.active:
-                return Principal.of_user(user)
-        if data.get("customer_id"):
-            customer = session.get(Customer, data["customer_id"])
+                return Principal.of_user(user), False
+        if session_data.get("customer_id"):
+            customer = session.get(Customer, session_data["customer_id"])
             if customer is not None:
-                return Principal.of_customer(customer)
-    return None
+                return Principal.of_customer(customer), False
+    return None, False
 
 
 def require(*roles: str):
     """A dependency that admits only callers with one of `roles` (401 when anonymous, 403 otherwise)."""
 
-    def check(principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
         if principal is None:
             raise HTTPException(401, "sign in or send an API token", headers={"WWW-Authenticate": "Bearer"})
         if principal.role not in roles:

@@ -7,15 +7,12 @@ import time
 from urllib.parse import quote
 
 from fastapi.routing import iter_route_contexts
-from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, compile_path
 
-from api.deps import Principal
-from api.security import user_for_token
-from registry.models import Customer, User
+from api.deps import Principal, load_principal
 from web.templating import templates
 
 ANONYMOUS = "anonymous"
@@ -190,30 +187,6 @@ class _Table:
             if method in methods:
                 return rule_key(method, route_path), not route_path.startswith("/api")
         return None, False
-
-
-_USERS = User.__table__
-_SIGNED_IN_USER = select(_USERS.c.id, _USERS.c.name, _USERS.c.email, _USERS.c.role, _USERS.c.level, _USERS.c.skills,
-                         _USERS.c.active).where(_USERS.c.id == bindparam("id"))
-
-
-def load_principal(sessions, authorization: str, session_data: dict) -> tuple[Principal | None, bool]:
-    """The caller from a bearer token or the session, and whether a bearer token was given but is not valid."""
-    if authorization.lower().startswith("bearer "):
-        with sessions.begin() as session:  # notes when the token was last used
-            user = user_for_token(session=session, token=authorization[7:].strip())
-            return (Principal.of_user(user), False) if user else (None, True)
-    with sessions.read() as session:
-        if session_data.get("user_id"):
-            # Every page asks this; plain columns by primary key, without loading an ORM object.
-            user = session.connection().execute(_SIGNED_IN_USER, {"id": session_data["user_id"]}).first()
-            if user is not None and user.active:
-                return Principal.of_user(user), False
-        if session_data.get("customer_id"):
-            customer = session.get(Customer, session_data["customer_id"])
-            if customer is not None:
-                return Principal.of_customer(customer), False
-    return None, False
 
 
 class AccessMiddleware:

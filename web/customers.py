@@ -36,7 +36,7 @@ NOTICES = {"saved": "Profile saved.", "merged": "Records merged; the timelines a
 
 
 def _staff(roles: tuple[str, ...]):
-    def check(request: Request, principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
+    async def check(request: Request, principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
         if principal is None:
             raise HTTPException(303, "sign in first", headers={"Location": f"/login?next={quote(request.url.path)}"})
         if principal.role not in roles:
