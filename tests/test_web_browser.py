@@ -89,3 +89,28 @@ async def test_l1_claims_replies_escalates_and_l2_resolves(desk, live_url, page,
     await expect(portal.get_by_text(REPLY)).to_be_visible()
     await portal.screenshot(path=str(artifacts / "workspace-customer-sees-reply.png"), full_page=True)
     await customer.close()
+
+
+async def test_a_control_used_the_moment_its_panel_appears_works(desk, live_url, page):
+    """An agent who picks a canned response in the very next moment after claiming gets the text."""
+    page.set_default_timeout(20_000)
+    expect.set_options(timeout=20_000)
+    publish_workspace_sop(desk.sessions)
+    make_staff(desk.sessions, "ada@desk.test", "agent", level=1, name="Ada")
+    concern = await desk.intake.open(email="rita@example.com", name="Rita Router", subject="Router reboots",
+                                     body="Every ten minutes.", channel="web", category="workspace")
+    await sign_in(page, live_url, "ada@desk.test")
+    await page.goto(f"{live_url}/concerns/{concern.id}")
+    await expect(page.locator(".node.current")).to_have_attribute("data-step", "level1")
+    # As soon as the claim's answer has replaced the action panel, pick a canned response: one task later,
+    # sooner than a person could, and sooner than htmx's default settle delay of 20 ms.
+    await page.evaluate("""() => document.body.addEventListener("htmx:afterSwap", (event) => {
+        if (event.detail.target.id !== "actions") return;
+        setTimeout(() => {
+            const pick = document.querySelector("#box-reply .canned select");
+            pick.value = "acknowledge";
+            pick.dispatchEvent(new Event("change", {bubbles: true}));
+        }, 0);
+    }, {once: true})""")
+    await page.locator("#form-claim").get_by_role("button", name="Claim").click()
+    await expect(page.locator("#text-reply")).to_have_value(re.compile(r"^Hello Rita Router,"))
