@@ -391,22 +391,96 @@ def user_add(
         typer.echo(f"created {user.role} {user.email} (id {user.id})")
 
 
-@token_app.command("create")
-def token_create(email: Annotated[str, typer.Option()], name: Annotated[str, typer.Option()] = "cli",
-                 data: DataOpt = None) -> None:
-    """Print a new API token for a user (shown once; only its hash is stored)."""
+@user_app.command("list")
+def user_list(data: DataOpt = None) -> None:
+    """List the staff: id, e-mail, role, level, skills and whether they can sign in."""
     from sqlmodel import select
 
-    from api.security import create_token
     from registry.models import User
 
     settings = settings_for(data)
     migrate(settings)
+    with sessions_for(settings).read() as session:
+        for user in session.exec(select(User).order_by(User.id)):
+            level = f"L{user.level}" if user.level else "-"
+            state = "active" if user.active else "deactivated"
+            typer.echo(f"{user.id}\t{user.email}\t{user.role}\t{level}\t{','.join(user.skills) or '-'}\t{state}")
+
+
+def _set_active(email: str, data: Path | None, active: bool) -> None:
+    from api.security import set_active
+
+    settings = settings_for(data)
+    migrate(settings)
     with sessions_for(settings).begin() as session:
-        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
-        if user is None:
-            raise Fatal(f"no user with the e-mail {email}; create one with `ccr user add`")
+        try:
+            user = set_active(session=session, email=email, active=active)
+        except ValueError as err:
+            raise Fatal(str(err)) from err
+        typer.echo(f"{'activated' if active else 'deactivated'} {user.role} {user.email}")
+
+
+@user_app.command("deactivate")
+def user_deactivate(email: Annotated[str, typer.Option()], data: DataOpt = None) -> None:
+    """Keep someone out: signed out at their next page, their API tokens refused; their work stays."""
+    _set_active(email, data, False)
+
+
+@user_app.command("activate")
+def user_activate(email: Annotated[str, typer.Option()], data: DataOpt = None) -> None:
+    """Let a deactivated member of staff sign in again."""
+    _set_active(email, data, True)
+
+
+@token_app.command("create")
+def token_create(email: Annotated[str, typer.Option()], name: Annotated[str, typer.Option()] = "cli",
+                 data: DataOpt = None) -> None:
+    """Print a new API token for a user (shown once; only its hash is stored)."""
+    from api.security import create_token, user_by_email
+
+    settings = settings_for(data)
+    migrate(settings)
+    with sessions_for(settings).begin() as session:
+        try:
+            user = user_by_email(session=session, email=email)
+        except ValueError as err:
+            raise Fatal(str(err)) from err
         typer.echo(create_token(session=session, user=user, name=name))
+
+
+@token_app.command("list")
+def token_list(email: Annotated[str | None, typer.Option(help="only this user's tokens")] = None,
+               data: DataOpt = None) -> None:
+    """List API tokens: id, owner, name, when created and last used (the tokens themselves are not kept)."""
+    from api.security import list_tokens
+
+    settings = settings_for(data)
+    migrate(settings)
+    with sessions_for(settings).read() as session:
+        try:
+            rows = list_tokens(session=session, email=email)
+        except ValueError as err:
+            raise Fatal(str(err)) from err
+        for token, user in rows:
+            used = f"{token.last_used_at:%Y-%m-%d %H:%M} UTC" if token.last_used_at else "never used"
+            typer.echo(f"{token.id}\t{user.email}\t{token.name or '-'}\tcreated {token.created_at:%Y-%m-%d %H:%M} UTC"
+                       f"\t{used}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="the id `ccr token list` shows")],
+                 data: DataOpt = None) -> None:
+    """Revoke an API token: the next request that carries it gets 401."""
+    from api.security import revoke_token
+
+    settings = settings_for(data)
+    migrate(settings)
+    with sessions_for(settings).begin() as session:
+        try:
+            token, user = revoke_token(session=session, token_id=token_id)
+        except ValueError as err:
+            raise Fatal(str(err)) from err
+        typer.echo(f"revoked token {token.id} ({token.name or 'unnamed'}) of {user.email}")
 
 
 @kb_app.command("train")

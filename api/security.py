@@ -46,6 +46,43 @@ def create_token(*, session: Session, user: User, name: str = "") -> str:
     return token
 
 
+def user_by_email(*, session: Session, email: str) -> User:
+    """The member of staff with this e-mail; a ValueError says how to find the right one."""
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        raise ValueError(f"no user with the e-mail {email}; `ccr user list` shows who there is")
+    return user
+
+
+def list_tokens(*, session: Session, email: str | None = None) -> list[tuple[ApiToken, User]]:
+    """Every API token with its owner (or only `email`'s), oldest first; the tokens themselves are not kept."""
+    query = select(ApiToken, User).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
+    if email is not None:
+        query = query.where(User.id == user_by_email(session=session, email=email).id)
+    return list(session.exec(query))
+
+
+def revoke_token(*, session: Session, token_id: int) -> tuple[ApiToken, User]:
+    """Delete an API token, so the next request that carries it is refused."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise ValueError(f"there is no API token with id {token_id}; `ccr token list` shows them")
+    user = session.get(User, token.user_id)
+    session.delete(token)
+    session.flush()
+    return token, user
+
+
+def set_active(*, session: Session, email: str, active: bool) -> User:
+    """Let a member of staff in again, or keep them out: a deactivated user is signed out at their next page
+    and their API tokens are refused; what they wrote and the concerns they hold stay as they are."""
+    user = user_by_email(session=session, email=email)
+    user.active = active
+    session.add(user)
+    session.flush()
+    return user
+
+
 def user_for_token(*, session: Session, token: str) -> User | None:
     """The active user a bearer token belongs to."""
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(token))).first()

@@ -184,6 +184,31 @@ def test_user_add_and_token_create(tmp_path):
 
 
 
+def test_tokens_are_listed_and_revoked_and_staff_deactivated(tmp_path):
+    data = str(tmp_path / "var")
+    ccr("user", "add", "--email", "ann@desk.test", "--password", "long-enough", "--role", "integration",
+        "--data", data)
+    first = ccr("token", "create", "--email", "ann@desk.test", "--name", "shop", "--data", data).stdout.strip()
+    ccr("token", "create", "--email", "ann@desk.test", "--name", "crm", "--data", data)
+    listed = ccr("token", "list", "--data", data).stdout.splitlines()
+    assert [line.split("\t")[1:3] for line in listed] == [["ann@desk.test", "shop"], ["ann@desk.test", "crm"]]
+    assert all("never used" in line for line in listed) and first not in "\n".join(listed)
+    shop_id = listed[0].split("\t")[0]
+    revoked = ccr("token", "revoke", shop_id, "--data", data)
+    assert revoked.returncode == 0 and f"revoked token {shop_id} (shop) of ann@desk.test" in revoked.stdout
+    assert [line.split("\t")[2] for line in ccr("token", "list", "--data", data).stdout.splitlines()] == ["crm"]
+    _one_clear_line(ccr("token", "revoke", shop_id, "--data", data), f"no API token with id {shop_id}")
+    _one_clear_line(ccr("token", "list", "--email", "nobody@desk.test", "--data", data), "nobody@desk.test")
+
+    assert "deactivated integration ann@desk.test" in ccr("user", "deactivate", "--email", "ann@desk.test",
+                                                          "--data", data).stdout
+    assert ccr("user", "list", "--data", data).stdout.split("\t")[-1].strip() == "deactivated"
+    assert "activated integration ann@desk.test" in ccr("user", "activate", "--email", "Ann@desk.test",
+                                                        "--data", data).stdout
+    assert ccr("user", "list", "--data", data).stdout.split("\t")[-1].strip() == "active"
+    _one_clear_line(ccr("user", "deactivate", "--email", "nobody@desk.test", "--data", data), "ccr user list")
+
+
 def test_a_sop_naming_an_unregistered_action_fails_validation_and_publishing(tmp_path):
     sop = tmp_path / "robot.yaml"
     sop.write_text("id: robot\ntitle: Robot\nsla: standard\nstart: a\nsteps:\n"

@@ -7,6 +7,7 @@ import re
 import httpx
 from fastapi import FastAPI
 
+from api.security import list_tokens, revoke_token, set_active
 from registry.models import Concern
 from tests.web_support import as_session, make_staff, publish_workspace_sop
 from web.access import ANONYMOUS, CUSTOMER, EVERY_ROLE, RULES, app_routes, missing_rules, rule_key
@@ -113,3 +114,21 @@ async def test_anonymous_polling_is_sent_to_sign_in_as_a_whole_page(desk):
     assert response.headers["HX-Redirect"] == "/login?next=/queue%3Fscope%3Dmine"
     response = await desk.http.get("/queue")
     assert response.status_code == 302 and response.headers["location"] == "/login?next=/queue"
+
+
+async def test_a_revoked_token_or_a_deactivated_owner_is_refused(desk):
+    person = make_staff(desk.sessions, "shop@desk.test", "integration", token=True)
+    bearer = {"Authorization": f"Bearer {person['token']}"}
+    assert (await desk.http.get("/api/concerns", headers=bearer)).status_code == 200
+    with desk.sessions.begin() as session:
+        set_active(session=session, email="shop@desk.test", active=False)
+    refused = await desk.http.get("/api/concerns", headers=bearer)
+    assert refused.status_code == 401 and refused.json()["detail"] == "the API token is unknown or revoked"
+    with desk.sessions.begin() as session:
+        set_active(session=session, email="shop@desk.test", active=True)
+        [(token, _)] = list_tokens(session=session, email="shop@desk.test")
+    assert (await desk.http.get("/api/concerns", headers=bearer)).status_code == 200
+    with desk.sessions.begin() as session:
+        revoke_token(session=session, token_id=token.id)
+    refused = await desk.http.get("/api/concerns", headers=bearer)
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
