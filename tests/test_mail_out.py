@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 from email import message_from_bytes, policy
 
@@ -17,15 +16,10 @@ from activities.mail_out import (
 from api.mail_in import parse_inbound, thread_keys
 from registry.models import Concern, Customer, Interaction, OutboxMail
 from registry.settings import Settings
+from tests.conftest import free_port
 from registry.types import utcnow
 
 CONCERN = "CCR-7K3M9Q2X"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def threaded_reply(**overrides):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import socket
 from email import policy
 from email.message import EmailMessage
 
@@ -13,6 +12,7 @@ import pytest
 from api.mail_in import InboundMail, thread_keys
 from api.smtp import DeliveryOutcome, IntakeHandler, start_smtp, stop_smtp
 from registry.settings import Settings
+from tests.conftest import free_port
 
 SUPPORT = "support@ccr.localhost"
 
@@ -42,12 +42,6 @@ class RecordingIntake:
         concern = concern or f"CCR-{len(self.concern_by_message) + 1:08d}"
         self.concern_by_message[mail.message_id] = concern
         return DeliveryOutcome(status, concern)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
