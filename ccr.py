@@ -62,6 +62,20 @@ def sessions_for(settings):
     return Sessions(make_engine(settings.resolved_database_url))
 
 
+@contextlib.contextmanager
+def registry_session(data: Path | None, *, write: bool = True):
+    """A registry session for a command on the data folder, migrated first; a ValueError (what the user must
+    fix) ends the command with that one line and exit code 1, and nothing of the transaction is written."""
+    settings = settings_for(data)
+    migrate(settings)
+    sessions = sessions_for(settings)
+    try:
+        with sessions.begin() if write else sessions.read() as session:
+            yield session
+    except ValueError as err:
+        raise Fatal(str(err)) from err
+
+
 # ---- running the desk -------------------------------------------------------------------------
 
 
@@ -380,14 +394,9 @@ def user_add(
     """Create a member of staff."""
     from api.security import create_user
 
-    settings = settings_for(data)
-    migrate(settings)
-    with sessions_for(settings).begin() as session:
-        try:
-            user = create_user(session=session, email=email, password=password, role=role, name=name, level=level,
-                               skills=[s.strip() for s in skills.split(",") if s.strip()])
-        except ValueError as err:
-            raise Fatal(str(err)) from err
+    with registry_session(data) as session:
+        user = create_user(session=session, email=email, password=password, role=role, name=name, level=level,
+                           skills=[s.strip() for s in skills.split(",") if s.strip()])
         typer.echo(f"created {user.role} {user.email} (id {user.id})")
 
 
@@ -398,9 +407,7 @@ def user_list(data: DataOpt = None) -> None:
 
     from registry.models import User
 
-    settings = settings_for(data)
-    migrate(settings)
-    with sessions_for(settings).read() as session:
+    with registry_session(data, write=False) as session:
         for user in session.exec(select(User).order_by(User.id)):
             level = f"L{user.level}" if user.level else "-"
             state = "active" if user.active else "deactivated"
@@ -410,13 +417,8 @@ def user_list(data: DataOpt = None) -> None:
 def _set_active(email: str, data: Path | None, active: bool) -> None:
     from api.security import set_active
 
-    settings = settings_for(data)
-    migrate(settings)
-    with sessions_for(settings).begin() as session:
-        try:
-            user = set_active(session=session, email=email, active=active)
-        except ValueError as err:
-            raise Fatal(str(err)) from err
+    with registry_session(data) as session:
+        user = set_active(session=session, email=email, active=active)
         typer.echo(f"{'activated' if active else 'deactivated'} {user.role} {user.email}")
 
 
@@ -438,14 +440,9 @@ def token_create(email: Annotated[str, typer.Option()], name: Annotated[str, typ
     """Print a new API token for a user (shown once; only its hash is stored)."""
     from api.security import create_token, user_by_email
 
-    settings = settings_for(data)
-    migrate(settings)
-    with sessions_for(settings).begin() as session:
-        try:
-            user = user_by_email(session=session, email=email)
-        except ValueError as err:
-            raise Fatal(str(err)) from err
-        typer.echo(create_token(session=session, user=user, name=name))
+    with registry_session(data) as session:
+        token = create_token(session=session, user=user_by_email(session=session, email=email), name=name)
+    typer.echo(token)  # once it is stored
 
 
 @token_app.command("list")
@@ -454,14 +451,8 @@ def token_list(email: Annotated[str | None, typer.Option(help="only this user's 
     """List API tokens: id, owner, name, when created and last used (the tokens themselves are not kept)."""
     from api.security import list_tokens
 
-    settings = settings_for(data)
-    migrate(settings)
-    with sessions_for(settings).read() as session:
-        try:
-            rows = list_tokens(session=session, email=email)
-        except ValueError as err:
-            raise Fatal(str(err)) from err
-        for token, user in rows:
+    with registry_session(data, write=False) as session:
+        for token, user in list_tokens(session=session, email=email):
             used = f"{token.last_used_at:%Y-%m-%d %H:%M} UTC" if token.last_used_at else "never used"
             typer.echo(f"{token.id}\t{user.email}\t{token.name or '-'}\tcreated {token.created_at:%Y-%m-%d %H:%M} UTC"
                        f"\t{used}")
@@ -473,13 +464,8 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="the id `ccr token
     """Revoke an API token: the next request that carries it gets 401."""
     from api.security import revoke_token
 
-    settings = settings_for(data)
-    migrate(settings)
-    with sessions_for(settings).begin() as session:
-        try:
-            token, user = revoke_token(session=session, token_id=token_id)
-        except ValueError as err:
-            raise Fatal(str(err)) from err
+    with registry_session(data) as session:
+        token, user = revoke_token(session=session, token_id=token_id)
         typer.echo(f"revoked token {token.id} ({token.name or 'unnamed'}) of {user.email}")
 
 
