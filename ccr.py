@@ -396,8 +396,48 @@ def user_add(
 
     with registry_session(data) as session:
         user = create_user(session=session, email=email, password=password, role=role, name=name, level=level,
-                           skills=[s.strip() for s in skills.split(",") if s.strip()])
+                           skills=_skills(skills))
         typer.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+def _skills(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+@user_app.command("update")
+def user_update(
+    email: Annotated[str, typer.Option()],
+    role: Annotated[str | None, typer.Option(help="agent, lead, process_owner, sre, auditor, admin, integration")] = None,
+    level: Annotated[int | None, typer.Option(help="skill level 1-3 for agents")] = None,
+    skills: Annotated[str | None, typer.Option(help="comma-separated skills, replacing the present ones")] = None,
+    name: Annotated[str | None, typer.Option()] = None, data: DataOpt = None,
+) -> None:
+    """Change a member of staff's role, level, skills or name (from their next page or action on)."""
+    from api.security import update_user
+
+    with registry_session(data) as session:
+        user = update_user(session=session, email=email, role=role, level=level, name=name,
+                           skills=_skills(skills) if skills is not None else None)
+        line = f"updated {user.email}: {user.role}{f' L{user.level}' if user.level else ''}, " \
+               f"skills {', '.join(user.skills) or 'none'}"
+    typer.echo(line)
+
+
+@user_app.command("password")
+def user_password(
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt="New password", hide_input=True, confirmation_prompt=True,
+                                          envvar="CCR_NEW_PASSWORD",
+                                          help="asked for when not given (so it stays out of the shell history)")],
+    data: DataOpt = None,
+) -> None:
+    """Set a member of staff's password."""
+    from api.security import update_user
+
+    with registry_session(data) as session:
+        user = update_user(session=session, email=email, password=password)
+        line = f"password set for {user.email}"
+    typer.echo(line)
 
 
 @user_app.command("list")

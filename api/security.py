@@ -83,6 +83,26 @@ def set_active(*, session: Session, email: str, active: bool) -> User:
     return user
 
 
+def update_user(
+    *, session: Session, email: str, role: str | None = None, level: int | None = None,
+    skills: list[str] | None = None, name: str | None = None, password: str | None = None,
+) -> User:
+    """Change a member of staff; what is not given stays. It counts from their next page or action."""
+    user = user_by_email(session=session, email=email)
+    role, level = role or user.role, level if level is not None else user.level
+    _check_account(role, level, password)
+    user.role, user.level = role, level
+    if skills is not None:
+        user.skills = skills
+    if name:
+        user.name = name
+    if password is not None:
+        user.password_hash = hash_password(password)
+    session.add(user)
+    session.flush()
+    return user
+
+
 def user_for_token(*, session: Session, token: str) -> User | None:
     """The active user a bearer token belongs to."""
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(token))).first()
@@ -96,17 +116,21 @@ def user_for_token(*, session: Session, token: str) -> User | None:
     return user
 
 
+def _check_account(role: str, level: int | None, password: str | None) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if role in ("agent", "lead") and level not in (1, 2, 3):
+        raise ValueError("agents need a skill level: --level 1, 2 or 3")
+    if password is not None and len(password) < 8:
+        raise ValueError("the password needs at least 8 characters")
+
+
 def create_user(
     *, session: Session, email: str, password: str, role: str, name: str = "", level: int | None = None,
     skills: list[str] | None = None,
 ) -> User:
     """Add a member of staff; agents get a skill level (1-3)."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-    if role in ("agent", "lead") and level not in (1, 2, 3):
-        raise ValueError("agents need a skill level: --level 1, 2 or 3")
-    if len(password) < 8:
-        raise ValueError("the password needs at least 8 characters")
+    _check_account(role, level, password)
     email = email.strip().lower()
     if session.exec(select(User).where(User.email == email)).first():
         raise ValueError(f"a user with the e-mail {email} already exists")

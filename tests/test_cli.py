@@ -209,6 +209,26 @@ def test_tokens_are_listed_and_revoked_and_staff_deactivated(tmp_path):
     _one_clear_line(ccr("user", "deactivate", "--email", "nobody@desk.test", "--data", data), "ccr user list")
 
 
+def test_staff_are_promoted_and_given_a_new_password(tmp_path):
+    data = str(tmp_path / "var")
+    ccr("user", "add", "--email", "bo@desk.test", "--password", "long-enough", "--role", "agent", "--level", "1",
+        "--skills", "general", "--data", data)
+    updated = ccr("user", "update", "--email", "bo@desk.test", "--level", "2", "--skills", "billing, orders",
+                  "--data", data)
+    assert "updated bo@desk.test: agent L2, skills billing, orders" in updated.stdout, updated.stderr
+    assert ccr("user", "list", "--data", data).stdout.split("\t")[2:5] == ["agent", "L2", "billing,orders"]
+    _one_clear_line(ccr("user", "update", "--email", "bo@desk.test", "--role", "boss", "--data", data), "'boss'")
+    _one_clear_line(ccr("user", "update", "--email", "bo@desk.test", "--level", "7", "--data", data), "level")
+    assert ccr("user", "list", "--data", data).stdout.split("\t")[2:4] == ["agent", "L2"]  # refusals change nothing
+    prompted = subprocess.run([*CCR, "user", "password", "--email", "bo@desk.test", "--data", data],
+                              input="new-secret-1\nnew-secret-1\n", capture_output=True, text=True, timeout=120,
+                              cwd=ROOT)
+    assert prompted.returncode == 0 and "password set for bo@desk.test" in prompted.stdout
+    assert "new-secret-1" not in prompted.stdout
+    short = ccr("user", "password", "--email", "bo@desk.test", "--data", data, env={"CCR_NEW_PASSWORD": "short"})
+    _one_clear_line(short, "8 characters")
+
+
 def test_a_sop_naming_an_unregistered_action_fails_validation_and_publishing(tmp_path):
     sop = tmp_path / "robot.yaml"
     sop.write_text("id: robot\ntitle: Robot\nsla: standard\nstart: a\nsteps:\n"

@@ -8,6 +8,7 @@ import json
 import httpx
 from itsdangerous import TimestampSigner
 
+from api.security import set_active, update_user
 from registry.models import User
 
 from tests.web_support import PASSWORD, as_session, csrf_of, make_staff, publish_workspace_sop, session_cookie, \
@@ -103,9 +104,27 @@ async def test_a_deactivated_agent_is_signed_out_at_the_next_page(desk):
         page = await http.get("/queue")
         assert page.status_code == 200 and "Ada (agent, L2)" in page.text
         with desk.sessions.begin() as session:
-            session.get(User, ada["id"]).active = False
+            set_active(session=session, email="ada@desk.test", active=False)  # what `ccr user deactivate` does
         response = await http.get("/queue")
         assert response.status_code == 302 and response.headers["location"].startswith("/login")
+        response = await attempt(http, "ada@desk.test", PASSWORD)
+        assert response.status_code in (401, 403) and (await http.get("/queue")).status_code == 302
+        with desk.sessions.begin() as session:
+            assert session.get(User, ada["id"]).active is False
+
+
+async def test_a_promotion_counts_from_the_next_page_and_a_new_password_from_the_next_sign_in(desk):
+    make_staff(desk.sessions, "ada@desk.test", "agent", level=1, name="Ada")
+    async with client(desk) as http:
+        await attempt(http, "ada@desk.test", PASSWORD)
+        assert "Ada (agent, L1)" in (await http.get("/queue")).text
+        with desk.sessions.begin() as session:  # what `ccr user update` and `ccr user password` do
+            update_user(session=session, email="ada@desk.test", role="lead", level=2)
+            update_user(session=session, email="ada@desk.test", password="a-brand-new-secret")
+        assert "Ada (lead, L2)" in (await http.get("/queue")).text
+        http.cookies.clear()
+        assert (await attempt(http, "ada@desk.test", PASSWORD)).status_code == 401
+        assert (await attempt(http, "ada@desk.test", "a-brand-new-secret")).status_code == 303
 
 
 async def test_forms_without_the_csrf_token_are_refused(desk):
