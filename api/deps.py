@@ -100,7 +100,7 @@ async def get_principal(request: Request, sessions: SessionsDep) -> Principal | 
 
 _USERS = User.__table__
 _SIGNED_IN_USER = select(_USERS.c.id, _USERS.c.name, _USERS.c.email, _USERS.c.role, _USERS.c.level, _USERS.c.skills,
-                         _USERS.c.active).where(_USERS.c.id == bindparam("id"))
+                         _USERS.c.active, _USERS.c.session_epoch).where(_USERS.c.id == bindparam("id"))
 
 
 def load_principal(sessions: Sessions, authorization: str, session_data: dict) -> tuple[Principal | None, bool]:
@@ -113,7 +113,7 @@ def load_principal(sessions: Sessions, authorization: str, session_data: dict) -
         if session_data.get("user_id"):
             # Every page asks this; plain columns by primary key, without loading an ORM object.
             user = session.connection().execute(_SIGNED_IN_USER, {"id": session_data["user_id"]}).first()
-            if user is not None and user.active:
+            if user is not None and user.active and user.session_epoch == session_data.get("epoch", 0):
                 return Principal.of_user(user), False
         if session_data.get("customer_id"):
             customer = session.get(Customer, session_data["customer_id"])

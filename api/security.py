@@ -75,8 +75,11 @@ def revoke_token(*, session: Session, token_id: int) -> tuple[ApiToken, User]:
 
 def set_active(*, session: Session, email: str, active: bool) -> User:
     """Let a member of staff in again, or keep them out: a deactivated user is signed out at their next page
-    and their API tokens are refused; what they wrote and the concerns they hold stay as they are."""
+    (for good: activating them again does not revive old sessions) and their API tokens are refused; what
+    they wrote and the concerns they hold stay as they are."""
     user = user_by_email(session=session, email=email)
+    if user.active and not active:
+        user.session_epoch += 1  # ends every session, also after they are let in again
     user.active = active
     session.add(user)
     session.flush()
@@ -98,6 +101,7 @@ def update_user(
         user.name = name
     if password is not None:
         user.password_hash = hash_password(password)
+        user.session_epoch += 1  # signed out everywhere: whoever knew the old password is out too
     session.add(user)
     session.flush()
     return user

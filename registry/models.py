@@ -54,6 +54,8 @@ class User(SQLModel, table=True):
     level: int | None = Field(default=None)
     skills: list[str] = Field(default_factory=list, sa_type=JSONType)
     active: bool = True
+    # Stored in the session at sign-in; moving it on (new password, deactivation) ends older sessions.
+    session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _ts()
 
 

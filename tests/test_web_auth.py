@@ -83,7 +83,7 @@ async def test_a_session_set_before_sign_in_does_not_survive_it(desk):
                                                    "csrf_token": "planted-token"},
                                    headers={"Cookie": f"ccr_session={planted}"})
         assert response.status_code == 303
-        assert session_data(desk, response.cookies["ccr_session"]) == {"user_id": ada["id"]}
+        assert session_data(desk, response.cookies["ccr_session"]) == {"user_id": ada["id"], "epoch": 0}
         fresh = csrf_of((await http.get("/queue")).text)
         assert fresh != "planted-token"
 
@@ -103,14 +103,20 @@ async def test_a_deactivated_agent_is_signed_out_at_the_next_page(desk):
         await attempt(http, "ada@desk.test", PASSWORD)
         page = await http.get("/queue")
         assert page.status_code == 200 and "Ada (agent, L2)" in page.text
+        signed_in_before = dict(http.cookies)
         with desk.sessions.begin() as session:
             set_active(session=session, email="ada@desk.test", active=False)  # what `ccr user deactivate` does
         response = await http.get("/queue")
         assert response.status_code == 302 and response.headers["location"].startswith("/login")
         response = await attempt(http, "ada@desk.test", PASSWORD)
         assert response.status_code in (401, 403) and (await http.get("/queue")).status_code == 302
-        with desk.sessions.begin() as session:
-            assert session.get(User, ada["id"]).active is False
+    with desk.sessions.begin() as session:
+        set_active(session=session, email="ada@desk.test", active=True)
+    async with client(desk) as http:
+        http.cookies.update(signed_in_before)  # a session from before the deactivation is not revived
+        assert (await http.get("/queue")).status_code == 302
+        await attempt(http, "ada@desk.test", PASSWORD)
+        assert (await http.get("/queue")).status_code == 200
 
 
 async def test_a_promotion_counts_from_the_next_page_and_a_new_password_from_the_next_sign_in(desk):
@@ -118,13 +124,17 @@ async def test_a_promotion_counts_from_the_next_page_and_a_new_password_from_the
     async with client(desk) as http:
         await attempt(http, "ada@desk.test", PASSWORD)
         assert "Ada (agent, L1)" in (await http.get("/queue")).text
-        with desk.sessions.begin() as session:  # what `ccr user update` and `ccr user password` do
+        with desk.sessions.begin() as session:  # what `ccr user update` does
             update_user(session=session, email="ada@desk.test", role="lead", level=2)
-            update_user(session=session, email="ada@desk.test", password="a-brand-new-secret")
         assert "Ada (lead, L2)" in (await http.get("/queue")).text
-        http.cookies.clear()
+        with desk.sessions.begin() as session:  # what `ccr user password` does
+            update_user(session=session, email="ada@desk.test", password="a-brand-new-secret")
+        # Whoever was signed in with the old password is out, at their next page.
+        response = await http.get("/queue")
+        assert response.status_code == 302 and response.headers["location"].startswith("/login")
         assert (await attempt(http, "ada@desk.test", PASSWORD)).status_code == 401
         assert (await attempt(http, "ada@desk.test", "a-brand-new-secret")).status_code == 303
+        assert "Ada (lead, L2)" in (await http.get("/queue")).text
 
 
 async def test_forms_without_the_csrf_token_are_refused(desk):

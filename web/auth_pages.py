@@ -96,6 +96,7 @@ def login(
     # A fresh session on every sign-in: nothing set before (a planted id, an old CSRF token) survives it.
     request.session.clear()
     request.session["user_id"] = user.id
+    request.session["epoch"] = user.session_epoch  # a new password or a deactivation ends this session
     return RedirectResponse(safe_next(next), 303)
 
 
