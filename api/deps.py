@@ -117,7 +117,7 @@ def load_principal(sessions: Sessions, authorization: str, session_data: dict) -
                 return Principal.of_user(user), False
         if session_data.get("customer_id"):
             customer = session.get(Customer, session_data["customer_id"])
-            if customer is not None:
+            if customer is not None and customer.session_epoch == session_data.get("epoch", 0):
                 return Principal.of_customer(customer), False
     return None, False
 

@@ -40,6 +40,8 @@ class Customer(SQLModel, table=True):
     preferences: dict = Field(default_factory=dict, sa_type=JSONType)
     password_hash: str | None = Field(default=None, max_length=300)
     merged_into_id: int | None = Field(default=None, foreign_key="customer.id")
+    # Stored in the portal session at sign-in; a new password moves it on, which ends older sessions.
+    session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _ts()
 
 

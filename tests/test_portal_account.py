@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from sqlmodel import select
 
@@ -93,3 +94,32 @@ async def test_help_articles_are_searchable_and_only_published_ones_are_shown(de
     assert "<strong>tray 2</strong>" in article.text and "<script>alert(1)</script>" not in article.text
     assert (await client.get(f"/portal/kb/{draft.id}")).status_code == 404
     assert (await client.get("/portal/kb/99999")).status_code == 404
+
+
+async def test_a_new_password_signs_out_every_other_session(desk):
+    client = portal_client(desk)
+    await client.post("/portal/signup", data={"name": "Lea", "email": "lea@example.com",
+                                              "csrf_token": await csrf_of(client, "/portal/signup")})
+    [link] = links_to(desk, "lea@example.com")
+    await client.post(link, data={"password": "first password", "password_repeat": "first password",
+                                  "csrf_token": await csrf_of(client, link)})
+    elsewhere = portal_client(desk)  # a second device, or someone who learnt the first password
+    signed_in = await elsewhere.post("/portal/login", data={"email": "lea@example.com", "password": "first password",
+                                                            "csrf_token": await csrf_of(elsewhere)})
+    assert signed_in.status_code == 303 and (await elsewhere.get("/portal/concerns")).status_code == 200
+
+    with desk.sessions.begin() as session:  # the link is old now; ask for a fresh one a minute later
+        for mail in session.exec(select(OutboxMail).where(OutboxMail.to_address == "lea@example.com")):
+            mail.created_at -= timedelta(minutes=2)
+            session.add(mail)
+    await client.post("/portal/forgot", data={"email": "lea@example.com",
+                                              "csrf_token": await csrf_of(client, "/portal/forgot")})
+    link = links_to(desk, "lea@example.com")[-1]
+    done = await client.post(link, data={"password": "second password", "password_repeat": "second password",
+                                         "csrf_token": await csrf_of(client, link)})
+    assert done.status_code == 303 and (await client.get("/portal/concerns")).status_code == 200
+    gone = await elsewhere.get("/portal/concerns")
+    assert gone.status_code in (302, 303) and gone.headers["location"].startswith("/portal/login")
+    refused = await elsewhere.post("/portal/login", data={"email": "lea@example.com", "password": "first password",
+                                                          "csrf_token": await csrf_of(elsewhere)})
+    assert refused.status_code == 401

@@ -44,6 +44,7 @@ def _sign_in(request: Request, customer: Customer) -> None:
     # A fresh session on every sign-in, so a session id planted before it is worth nothing after.
     request.session.clear()
     request.session["customer_id"] = customer.id
+    request.session["epoch"] = customer.session_epoch  # a new password ends this session
 
 
 def _safe_next(value: str | None) -> str:
@@ -217,6 +218,7 @@ async def reset(token: str, request: Request, settings: SettingsDep, sessions: S
         # The link names the address's own row; changing its hash too is what makes the link single-use.
         for row in {owner.id: owner, customer.id: customer}.values():
             row.password_hash = hashed
+            row.session_epoch += 1  # whoever was signed in before the new password is signed out
             session.add(row)
     _sign_in(request, customer)
     return RedirectResponse("/portal/concerns", status_code=303)

@@ -42,11 +42,14 @@ URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
 def portal_customer(request: Request, sessions: SessionsDep) -> Customer | None:
     """The signed-in customer (following merges), or None."""
-    customer_id = request.session.get("customer_id") if "session" in request.scope else None
-    if not customer_id:
+    data = request.session if "session" in request.scope else {}
+    if not data.get("customer_id"):
         return None
     with sessions.begin() as session:
-        return crm.surviving(session=session, customer_id=customer_id)
+        signed_in = session.get(Customer, data["customer_id"])
+        if signed_in is None or signed_in.session_epoch != data.get("epoch", 0):
+            return None  # a password set since this session began ends it
+        return crm.surviving(session=session, customer_id=signed_in.id)
 
 
 def signed_in(request: Request, customer: Annotated[Customer | None, Depends(portal_customer)]) -> Customer:
