@@ -65,7 +65,8 @@ def sessions_for(settings):
 @contextlib.contextmanager
 def registry_session(data: Path | None, *, write: bool = True):
     """A registry session for a command on the data folder, migrated first; a ValueError (what the user must
-    fix) ends the command with that one line and exit code 1, and nothing of the transaction is written."""
+    fix) ends the command with that one line and exit code 1, and nothing of the transaction is written.
+    Commands print what they did after the block, once it is committed."""
     settings = settings_for(data)
     migrate(settings)
     sessions = sessions_for(settings)
@@ -397,7 +398,8 @@ def user_add(
     with registry_session(data) as session:
         user = create_user(session=session, email=email, password=password, role=role, name=name, level=level,
                            skills=_skills(skills))
-        typer.echo(f"created {user.role} {user.email} (id {user.id})")
+        line = f"created {user.role} {user.email} (id {user.id})"
+    typer.echo(line)
 
 
 def _skills(text: str) -> list[str]:
@@ -459,7 +461,8 @@ def _set_active(email: str, data: Path | None, active: bool) -> None:
 
     with registry_session(data) as session:
         user = set_active(session=session, email=email, active=active)
-        typer.echo(f"{'activated' if active else 'deactivated'} {user.role} {user.email}")
+        line = f"{'activated' if active else 'deactivated'} {user.role} {user.email}"
+    typer.echo(line)
 
 
 @user_app.command("deactivate")
@@ -482,7 +485,7 @@ def token_create(email: Annotated[str, typer.Option()], name: Annotated[str, typ
 
     with registry_session(data) as session:
         token = create_token(session=session, user=user_by_email(session=session, email=email), name=name)
-    typer.echo(token)  # once it is stored
+    typer.echo(token)
 
 
 @token_app.command("list")
@@ -506,7 +509,8 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="the id `ccr token
 
     with registry_session(data) as session:
         token, user = revoke_token(session=session, token_id=token_id)
-        typer.echo(f"revoked token {token.id} ({token.name or 'unnamed'}) of {user.email}")
+        line = f"revoked token {token.id} ({token.name or 'unnamed'}) of {user.email}"
+    typer.echo(line)
 
 
 @kb_app.command("train")
