@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.security import list_tokens, revoke_token, set_active
 from registry.models import Concern
 from tests.web_support import as_session, make_staff, publish_workspace_sop
-from web.access import ANONYMOUS, CUSTOMER, EVERY_ROLE, RULES, app_routes, missing_rules, rule_key
+from web.access import ANONYMOUS, CUSTOMER, EVERY_ROLE, RULES, app_routes, missing_rules, rule_key, stale_rules
 
 # Sign-in forms answer an empty password with 401 themselves.
 WRONG_PASSWORD = {"POST /login", "POST /portal/login"}
@@ -36,6 +36,7 @@ async def _callers(desk) -> dict[str, dict]:
 
 async def test_every_route_answers_every_role_as_the_matrix_says(desk):
     assert missing_rules(desk.app) == [], "add these routes to RULES in web/access.py"
+    assert stale_rules(desk.app) == [], "these RULES in web/access.py name no route"
     publish_workspace_sop(desk.sessions)
     concern = await desk.intake.open(email="matrix@example.com", name="Matrix", subject="Matrix", body="Hi",
                                      channel="web", category="workspace")
