@@ -92,7 +92,9 @@ def update_user(
 ) -> User:
     """Change a member of staff; what is not given stays. It counts from their next page or action."""
     user = user_by_email(session=session, email=email)
-    role, level = role or user.role, level if level is not None else user.level
+    if level is None:  # a skill level stays while someone works the desk and goes when they move off it
+        level = user.level if role in (None, "agent", "lead") else None
+    role = role or user.role
     _check_account(role, level, password)
     user.role, user.level = role, level
     if skills is not None:

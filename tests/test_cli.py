@@ -220,6 +220,8 @@ def test_staff_are_promoted_and_given_a_new_password(tmp_path):
     _one_clear_line(ccr("user", "update", "--email", "bo@desk.test", "--role", "boss", "--data", data), "'boss'")
     _one_clear_line(ccr("user", "update", "--email", "bo@desk.test", "--level", "7", "--data", data), "level")
     assert ccr("user", "list", "--data", data).stdout.split("\t")[2:4] == ["agent", "L2"]  # refusals change nothing
+    moved = ccr("user", "update", "--email", "bo@desk.test", "--role", "auditor", "--data", data)
+    assert "updated bo@desk.test: auditor, skills billing, orders" in moved.stdout, moved.stderr
     prompted = subprocess.run([*CCR, "user", "password", "--email", "bo@desk.test", "--data", data],
                               input="new-secret-1\nnew-secret-1\n", capture_output=True, text=True, timeout=120,
                               cwd=ROOT)
