@@ -14,7 +14,7 @@ from sqlmodel import Session, col, delete, select
 from starlette.datastructures import UploadFile
 
 from api.customers import rate_concern
-from api.deps import IntakeDep, SessionsDep, SettingsDep
+from api.deps import IntakeDep, Principal, SessionsDep, SettingsDep, get_principal
 from api.intake import IntakeError
 from api.mail_in import DEFAULT_ALLOWED, FORBIDDEN_EXTENSIONS
 from registry import customers as crm
@@ -40,16 +40,14 @@ DEFAULT_TEXT = {"solved": "This solved it.", "not_solved": "It did not solve it.
 URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
 
-def portal_customer(request: Request, sessions: SessionsDep) -> Customer | None:
-    """The signed-in customer (following merges), or None."""
-    data = request.session if "session" in request.scope else {}
-    if not data.get("customer_id"):
+def portal_customer(sessions: SessionsDep,
+                    principal: Annotated[Principal | None, Depends(get_principal)]) -> Customer | None:
+    """The signed-in customer (following merges), or None; whether the session still holds is decided once,
+    where the caller is resolved (`api.deps.load_principal`)."""
+    if principal is None or principal.kind != "customer":
         return None
     with sessions.begin() as session:
-        signed_in = session.get(Customer, data["customer_id"])
-        if signed_in is None or signed_in.session_epoch != data.get("epoch", 0):
-            return None  # a password set since this session began ends it
-        return crm.surviving(session=session, customer_id=signed_in.id)
+        return crm.surviving(session=session, customer_id=principal.id)
 
 
 def signed_in(request: Request, customer: Annotated[Customer | None, Depends(portal_customer)]) -> Customer:
