@@ -92,7 +92,7 @@ class ConcernWorkflow:
         self.record_lock = asyncio.Lock()
         # Interaction ids of the customer messages heard, so a message handed over twice counts once.
         self.heard: list[int] = list(carried.heard) if carried else []
-        # No clock moves back before its last transition, whatever time a late message says it arrived.
+        # No SLA clock moves back before its last transition, whatever time a late message says it arrived.
         self.clock_floor: datetime = self.step_entered_at
 
     # ---- the process -------------------------------------------------------------------------
@@ -331,7 +331,8 @@ class ConcernWorkflow:
                 elapsed=clock.elapsed, target=clock.target, due_at=clock.due_at,
             ))
         if transitions:
-            self.clock_floor = max(self.clock_floor, at)
+            if any(not is_step_clock(clock.name) for clock, _ in transitions):
+                self.clock_floor = max(self.clock_floor, at)
             self.changes += 1
 
     def _pause_sla(self) -> None:
