@@ -265,11 +265,18 @@ def up(
 @app.command()
 def worker() -> None:
     """Run a worker against the configured Temporal and database (production)."""
+    from api.catalog import Catalog
+    from api.handover import sweeper_on
     from worker import run_worker
 
     settings = settings_for()
     migrate(settings)
-    asyncio.run(run_worker(settings))
+
+    async def sweep(client, sessions) -> None:
+        # Workers finish intake's pending hand-overs too, so a desk whose web processes are down still catches up.
+        await sweeper_on(client, sessions, settings, Catalog.load()).run()
+
+    asyncio.run(run_worker(settings, alongside=sweep))
 
 
 @app.command()

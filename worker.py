@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -32,7 +33,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=[ConcernWorkflow],
-        activities=[projection.record, automation.run_automation, mail.deliver_mail],
+        activities=[projection.record, projection.unheard_messages, automation.run_automation, mail.deliver_mail],
         activity_executor=ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
         # The sandbox re-imports the workflow module for every run and re-enters itself for every payload: about a
@@ -42,15 +43,24 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings) -> None:
-    """Connect and poll until cancelled."""
+async def run_worker(settings: Settings,
+                     alongside: Callable[[Client, Sessions], Awaitable[None]] | None = None) -> None:
+    """Connect and poll until cancelled, running `alongside(client, sessions)` in the same loop if given."""
     from registry.db import make_engine
     from workflows.client import make_client, worker_runtime
 
     client = await make_client(settings, runtime=worker_runtime(settings))
     sessions = Sessions(make_engine(settings.resolved_database_url))
     worker = build_worker(client, settings, sessions)
-    await worker.run()
+    if alongside is None:
+        await worker.run()
+        return
+    beside = asyncio.create_task(alongside(client, sessions))
+    try:
+        await worker.run()
+    finally:
+        beside.cancel()
+        await asyncio.gather(beside, return_exceptions=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from registry.db import Sessions
 from registry.knowledge import create_article
 from registry.models import ClockEvent, Concern, Interaction, User
 from registry.types import utcnow
-from workflows.payloads import ConcernSnapshot, RecordInput
+from workflows.payloads import ConcernSnapshot, CustomerMessage, RecordInput, UnheardQuery, excerpt
 
 
 def carry_forward(*, session, concern_id: str, resolution: str, user_id: int | None) -> None:
@@ -89,3 +89,16 @@ class ProjectionActivities:
             values["clocks"] = [c.model_dump(mode="json") for c in snap.clocks]
             values["updated_at"] = utcnow()
             db.execute(_UPDATE_CONCERN, {**values, "b_id": cid, "b_seq": snap.seq})
+
+    @activity.defn(name="unheard_messages")
+    def unheard_messages(self, query: UnheardQuery) -> list[CustomerMessage]:
+        """The customer's messages stored since `query.since` that the workflow has not heard, oldest first."""
+        heard = set(query.heard)
+        with self.sessions.begin() as session:
+            rows = session.exec(orm_select(Interaction).where(
+                Interaction.concern_id == query.concern_id, Interaction.kind == "customer_message",
+                Interaction.direction == "in", Interaction.created_at >= query.since,
+            ).order_by(Interaction.id)).all()
+            return [CustomerMessage(interaction_id=row.id, text=excerpt(row.body), channel=row.channel,
+                                    intent=(row.meta or {}).get("intent", "message"), at=row.created_at)
+                    for row in rows if row.id not in heard]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -11,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from api import concerns, customers, health, metrics, reports
 from api.catalog import Catalog
+from api.handover import Handover, HandoverSweeper
 from registry.db import Sessions, make_engine
 from registry.settings import Settings
 from workflows.client import TemporalUnreachable, make_client
@@ -31,7 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.client = await make_client(settings)
         except TemporalUnreachable:
             app.state.client = None  # /readyz reports it; requests needing Temporal reconnect or answer 503
+        sweeper = HandoverSweeper(lambda: handover_of(app), app.state.sessions)
+        app.state.sweeper = sweeper
+        sweeping = asyncio.create_task(sweeper.run())
         yield
+        sweeping.cancel()
+        await asyncio.gather(sweeping, return_exceptions=True)
         engine.dispose()
 
     app = FastAPI(
@@ -42,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.client = None
+    app.state.sweeper = None
     app.add_middleware(
         SessionMiddleware, secret_key=settings.signing_key, session_cookie="ccr_session", same_site="lax",
         https_only=settings.base_url.startswith("https://"), max_age=12 * 3600,
@@ -53,3 +61,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(customers.router)
     return app
+
+
+async def connected_client(app: FastAPI):
+    """The app's Temporal client, connecting first if Temporal was down until now; None while it still is."""
+    if app.state.client is None:
+        try:
+            app.state.client = await make_client(app.state.settings)
+        except TemporalUnreachable:
+            return None
+    return app.state.client
+
+
+async def handover_of(app: FastAPI) -> Handover | None:
+    """A hand-over on the app's client for the sweeper, or None while Temporal is unreachable."""
+    client = await connected_client(app)
+    if client is None:
+        return None
+    return Handover(sessions=app.state.sessions, client=lambda: client, settings=app.state.settings,
+                    catalog=app.state.catalog)

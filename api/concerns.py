@@ -10,7 +10,9 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from google.protobuf.json_format import MessageToDict
 from sqlmodel import Session
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientDep, DbSession, IntakeDep, Principal, require
 from api.intake import IntakeError
@@ -62,12 +64,14 @@ def concern_public(session: Session, concern: Concern, *, internal: bool = True)
     })
 
 
-@router.post("", status_code=201, response_model=ConcernCreated)
+@router.post("", status_code=201, response_model=ConcernCreated, responses={
+    202: {"model": ConcernCreated, "description": "stored; its workflow starts as soon as Temporal answers"},
+    503: {"description": "nothing was stored (the registry is unreachable, or no SOP is published)"}})
 async def open_concern(
     request: Request, body: ConcernCreate, intake: IntakeDep, principal: StaffOrCustomer, response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ConcernCreated:
-    """Open a concern; the same `Idempotency-Key` always answers with the same concern."""
+    """Open a concern; the same `Idempotency-Key` always answers with the same concern (202 while Temporal is down)."""
     email, phone, name = body.customer.email, body.customer.phone, body.customer.name
     if principal.kind == "customer":
         email, phone, name = principal.email, None, principal.name
@@ -78,11 +82,20 @@ async def open_concern(
                                     idempotency_key=key)
     except IntakeError as err:
         raise _intake_error(err) from err
+    except SQLAlchemyError as err:
+        raise HTTPException(503, "the registry is unreachable, so nothing was stored; " + (
+            "send the same request again with the same Idempotency-Key" if idempotency_key else
+            "send it again in a moment, with an Idempotency-Key header so that a retry never opens a second concern"
+        )) from err
     if (m := metrics_of(request)) is not None:
         m.opened.labels(body.channel).inc()
+    pending = await run_in_threadpool(intake.is_pending, concern.id)
+    if pending:
+        response.status_code = 202
     response.headers["Location"] = f"/api/concerns/{concern.id}"
     return ConcernCreated(id=concern.id, workflow_id=concern.workflow_id,
-                          sop=SopRef(id=concern.sop_id, version=concern.sop_version), status=concern.status)
+                          sop=SopRef(id=concern.sop_id, version=concern.sop_version), status=concern.status,
+                          workflow="pending" if pending else "running")
 
 
 def _cursor(concern: Concern) -> str:
@@ -137,6 +150,7 @@ async def act(
                          worth_article=body.worth_article, step=body.step)
     m = metrics_of(request)
     try:
+        ensure_started(concern)
         await perform(client, concern.workflow_id, action)
     except HTTPException:
         if m is not None:
@@ -148,6 +162,17 @@ async def act(
     return concern_public(session, session.get(Concern, concern_id))
 
 
+UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+
+
+def ensure_started(concern: Concern) -> None:
+    """Refuse an action on a concern whose workflow Temporal has not started yet (it was down at intake)."""
+    if concern.status == "new":
+        raise HTTPException(503, f"the workflow of {concern.id} has not started yet: Temporal was unreachable when it "
+                                 "came in, and it starts by itself once Temporal answers; try again in a moment",
+                            headers={"Retry-After": "5"})
+
+
 async def perform(client, workflow_id: str, action: AgentAction):
     """Send an action to the workflow; a rejection becomes a 409 with the validator's reason."""
     handle = client.get_workflow_handle(workflow_id)
@@ -157,6 +182,9 @@ async def perform(client, workflow_id: str, action: AgentAction):
         cause = err.cause
         raise HTTPException(409, getattr(cause, "message", None) or str(cause or err)) from err
     except RPCError as err:
+        if err.status in UNREACHABLE:
+            raise HTTPException(503, "Temporal is unreachable, so the action was not taken; try again in a moment",
+                                headers={"Retry-After": "5"}) from err
         raise HTTPException(409, f"the concern's workflow is not running: {err.message}") from err
 
 
@@ -176,7 +204,8 @@ async def post_message(
                                              intent=body.intent, source_key=key)
     except IntakeError as err:
         raise _intake_error(err) from err
-    return MessageAccepted(interaction_id=row.id, concern_id=concern.id, reopened=reopened)
+    delivered = not await run_in_threadpool(intake.is_pending, concern.id)
+    return MessageAccepted(interaction_id=row.id, concern_id=concern.id, reopened=reopened, delivered=delivered)
 
 
 @router.get("/{concern_id}/history")

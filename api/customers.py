@@ -8,16 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlmodel import Session, select
-from temporalio.service import RPCError
 
 from api.deps import DbSession, IntakeDep, Principal, require
 from api.intake import Intake, IntakeError
 from api.schemas import ConcernSummary, Priority, TimelineItem
 from registry import customers as crm
+from registry.handover import add_handover
 from registry.models import Concern, Customer, Interaction, Organisation
 from registry.ratings import record_rating
-from workflows.concern import ConcernWorkflow
-from workflows.payloads import SurveyAnswer
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -177,16 +175,12 @@ async def log_call(intake: Intake, *, customer_id: int, call: CallIn, agent: Pri
 
 async def rate_concern(intake: Intake, *, concern: Concern, customer_id: int, csat: int, nps: int | None,
                        comment: str) -> None:
-    """Keep a customer's one rating of a concern and pass it to the workflow as `survey_answer`."""
+    """Keep a customer's one rating of a concern and hand it to the workflow as `survey_answer` (via the outbox)."""
     with intake.sessions.begin() as session:
         record_rating(session=session, concern_id=concern.id, customer_id=customer_id, csat=csat, nps=nps,
                       comment=comment)
-        # Signalled inside the transaction: if the workflow cannot take it, the rating is not kept either.
-        handle = intake.client.get_workflow_handle(concern.workflow_id)
-        try:
-            await handle.signal(ConcernWorkflow.survey_answer, SurveyAnswer(csat=csat, nps=nps, comment=comment))
-        except RPCError as err:
-            raise IntakeError(409, f"concern {concern.id} no longer takes ratings: {err.message}") from err
+        add_handover(session=session, concern_id=concern.id, kind="rating")
+    await intake.handover.hand_over(concern.id)
 
 
 @router.get("", response_model=list[CustomerPublic])

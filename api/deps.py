@@ -78,8 +78,12 @@ ClientDep = Annotated[Client, Depends(get_client)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
-async def get_intake(sessions: SessionsDep, client: ClientDep, settings: SettingsDep, catalog: CatalogDep) -> Intake:
-    return Intake(sessions=sessions, client=client, settings=settings, catalog=catalog)
+async def get_intake(request: Request, sessions: SessionsDep, settings: SettingsDep, catalog: CatalogDep) -> Intake:
+    """Intake on the app's Temporal client. Without one (Temporal was down when the app started), it stores and
+    leaves the hand-over pending: the app's sweeper connects, with back-off, and hands it over."""
+    sweeper = request.app.state.sweeper
+    return Intake(sessions=sessions, client=request.app.state.client, settings=settings, catalog=catalog,
+                  on_pending=sweeper.wake if sweeper is not None else None)
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]

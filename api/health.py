@@ -11,6 +11,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
+from registry.handover import pending_summary
 from workflows.client import TemporalUnreachable, make_client
 
 router = APIRouter(tags=["health"])
@@ -30,7 +31,11 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         with state.sessions.begin() as session:
             session.exec(text("SELECT 1"))
+            pending, oldest, last_error = pending_summary(session=session)
         checks["database"] = {"ok": True}
+        # Informational: what intake stored and Temporal has yet to take (it catches up by itself).
+        checks["handovers"] = {"ok": True, "pending": pending,
+                               "oldest": oldest.isoformat() if oldest else None, "last_error": last_error}
     except Exception as err:
         checks["database"] = {"ok": False, "error": f"database unreachable: {err.__class__.__name__}: {err}"[:300]}
     try:

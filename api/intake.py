@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.catalog import Catalog
+from api.handover import Handover
 from registry import concerns as store
 from registry.customers import find_or_create_customer
 from registry.db import Sessions
-from registry.models import Concern, Customer, Interaction
+from registry.handover import add_handover, is_pending
+from registry.models import Concern, Interaction
 from registry.settings import Settings
-from registry.sop_store import choose_sop, get_version
-from sops.schema import SopDefinition, parse_duration
-from workflows.concern import ConcernWorkflow
-from workflows.payloads import CustomerMessage, CustomerRef, OpenConcernInput
+from registry.sop_store import choose_sop
+from workflows.payloads import OpenConcernInput
 
 
 class IntakeError(Exception):
@@ -33,12 +32,22 @@ class IntakeError(Exception):
 
 @dataclass
 class Intake:
-    """Opens concerns and passes customer messages on, for the API, the portal, e-mail and phone logs."""
+    """Opens concerns and passes customer messages on, for the API, the portal, e-mail and phone logs.
+
+    Everything is stored in the registry first, together with a hand-over (the intake outbox); Temporal
+    then gets it at once, or, while it is unreachable, from the process's `HandoverSweeper` later."""
 
     sessions: Sessions
-    client: Client
+    client: Client | None
     settings: Settings
     catalog: Catalog
+    # Wakes this process's sweeper when a hand-over could not be finished now.
+    on_pending: Callable[[], None] | None = None
+    handover: Handover = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.handover = Handover(sessions=self.sessions, client=lambda: self.client, settings=self.settings,
+                                 catalog=self.catalog, on_pending=self.on_pending)
 
     async def open(
         self, *, email: str | None, phone: str | None = None, name: str = "", subject: str, body: str,
@@ -57,7 +66,7 @@ class Intake:
             concern = await to_thread.run_sync(self._existing, idempotency_key, source_key)
             if concern is None:
                 raise
-        await self.start(concern)
+        await self.handover.hand_over(concern.id)
         return concern
 
     def _existing(self, idempotency_key: str | None, source_key: str | None) -> Concern | None:
@@ -91,70 +100,36 @@ class Intake:
             concern.sop_id, concern.sop_version = sop.sop_id, sop.version
             concern.sla_policy = sop.definition["sla"]
             session.add(concern)
+            add_handover(session=session, concern_id=concern.id, kind="start")
             return concern
 
     def workflow_input(self, session: Session, concern: Concern) -> OpenConcernInput:
         """The workflow's whole input, built from the registry alone (so a retried start is identical)."""
-        customer = session.get(Customer, concern.customer_id)
-        first = session.exec(
-            select(Interaction).where(Interaction.concern_id == concern.id).order_by(Interaction.id)
-        ).first()
-        version = get_version(session=session, sop_id=concern.sop_id, version=concern.sop_version)
-        sop = SopDefinition.model_validate(version.definition)
-        policy, calendar = self.catalog.pinned(sop.sla, concern.created_at.year)
-        return OpenConcernInput(
-            concern_id=concern.id,
-            customer=CustomerRef(id=customer.id, email=customer.email, name=customer.name, tier=customer.tier),
-            subject=concern.subject, body=first.body if first else "", channel=concern.channel,
-            priority=concern.priority, category=concern.category,
-            category_from_customer=concern.category is not None, opened_at=concern.created_at,
-            sop=sop, policy=policy, calendar=calendar,
-            reopen_window=parse_duration(self.settings.reopen_window),
-            deliver_mail=self.settings.relay_host is not None,
-            continue_after_events=self.settings.continue_after_events,
-        )
+        return self.handover.workflow_input(session, concern)
 
-    def _start_input(self, concern_id: str) -> OpenConcernInput | None:
+    async def start(self, concern: Concern) -> bool:
+        """Hand the concern's workflow start (and anything after it) to Temporal; False if it is still pending."""
+        return await self.handover.hand_over(concern.id)
+
+    def is_pending(self, concern_id: str) -> bool:
+        """Whether Temporal has yet to hear of the concern or of a message its customer sent."""
         with self.sessions.begin() as session:
-            row = session.get(Concern, concern_id)
-            return self.workflow_input(session, row) if row.status == "new" else None
-
-    async def start(self, concern: Concern) -> None:
-        """Start the concern's workflow unless it already runs (or ran)."""
-        payload = await to_thread.run_sync(self._start_input, concern.id)
-        if payload is None:
-            return
-        try:
-            await self.client.start_workflow(
-                ConcernWorkflow.run, payload, id=concern.workflow_id, task_queue=self.settings.temporal_task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"{concern.id}: {concern.subject[:80]}",
-            )
-        except WorkflowAlreadyStartedError:
-            pass
-        except Exception as err:
-            raise IntakeError(
-                503, f"concern {concern.id} is registered but its workflow could not start ({err}); "
-                "send the same request again with the same Idempotency-Key",
-            ) from err
+            return is_pending(session=session, concern_id=concern_id)
 
     async def message(
         self, *, concern_id: str, text: str, channel: str, author: str, intent: str = "message",
         source_key: str | None = None, meta: dict | None = None,
     ) -> tuple[Interaction, bool]:
-        """Store a customer's message first, then signal the workflow; returns it and whether it reopens."""
-        row, workflow_id, reopens = await to_thread.run_sync(self._store_message, concern_id, text, channel, author,
-                                                             intent, source_key, meta)
-        if workflow_id is None:  # the same message came before
-            return row, False
-        handle = self.client.get_workflow_handle(workflow_id)
-        await handle.signal(ConcernWorkflow.customer_message,
-                            CustomerMessage(interaction_id=row.id, text=text, channel=channel, intent=intent,
-                                            at=row.created_at))
+        """Store a customer's message with its hand-over, then hand it to the workflow; returns it and whether it
+        reopens the concern. While Temporal is unreachable the message stays pending and is handed over later."""
+        row, fresh, reopens = await to_thread.run_sync(self._store_message, concern_id, text, channel, author,
+                                                       intent, source_key, meta)
+        if fresh:
+            await self.handover.hand_over(concern_id)
         return row, reopens
 
     def _store_message(self, concern_id, text, channel, author, intent, source_key, meta
-                       ) -> tuple[Interaction, str | None, bool]:
+                       ) -> tuple[Interaction, bool, bool]:
         with self.sessions.begin() as session:
             concern = session.get(Concern, concern_id)
             if concern is None:
@@ -164,7 +139,8 @@ class Intake:
             if source_key:
                 dup = session.exec(select(Interaction).where(Interaction.source_key == source_key)).first()
                 if dup is not None:
-                    return dup, None, False
+                    return dup, False, False
             row = store.add_customer_message(session=session, concern=concern, body=text, channel=channel,
                                              author=author, source_key=source_key, meta={"intent": intent, **(meta or {})})
-            return row, concern.workflow_id, concern.status == "resolved" and intent != "solved"
+            add_handover(session=session, concern_id=concern.id, kind="message", interaction_id=row.id)
+            return row, True, concern.status == "resolved" and intent != "solved"

@@ -49,6 +49,10 @@ class MailRejected(Exception):
         self.reason = reason
 
 
+class MailUnreadable(Exception):
+    """A message whose structure the parser cannot follow; it is kept raw and shown to agents as such."""
+
+
 class InboundAttachment(BaseModel):
     """A file that came with a mail and passed the type and size checks."""
 
@@ -88,7 +92,12 @@ def parse_inbound(raw: bytes, *, max_bytes: int, max_attachment_bytes: int,
     """Parse `raw`; oversized or sender-less mail raises `MailRejected`, anything else comes back with its problems."""
     if len(raw) > max_bytes:
         raise MailRejected(552, f"5.3.4 message is {len(raw)} bytes; the limit is {max_bytes}")
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    try:
+        msg, unreadable = BytesParser(policy=policy.default).parsebytes(raw), None
+    except RecursionError:
+        # Parts nested deeper than the parser can follow: read the headers alone and keep the rest as it came.
+        msg = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+        unreadable = "the message's parts are nested too deeply to read; the raw message was kept"
     from_email, from_name = _sender(msg)
     if not from_email:
         raise MailRejected(550, "5.1.7 the message has no usable From address")
@@ -100,9 +109,12 @@ def parse_inbound(raw: bytes, *, max_bytes: int, max_attachment_bytes: int,
     mail.auto_submitted = _auto_submitted(msg, mail, envelope_from)
     mail.concern_token = _concern_token(msg, mail, envelope_to, problems)
     try:
+        if unreadable:
+            raise MailUnreadable(unreadable)
         _read_body(msg, mail, max_attachment_bytes, allowed_attachment_types)
     except Exception as exc:  # noqa: BLE001 - whatever breaks, the customer's words must reach an agent
-        problems.append(f"could not read the message ({type(exc).__name__}: {exc}); the raw message was kept")
+        problems.append(str(exc) if isinstance(exc, MailUnreadable)
+                        else f"could not read the message ({type(exc).__name__}: {exc}); the raw message was kept")
         mail.full_text = _raw_body_text(raw)
         mail.text = strip_quoted(mail.full_text)
     problems.extend(_defects(msg))

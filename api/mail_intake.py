@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client
 
 from api.catalog import Catalog
+from api.handover import sweeper_on
 from api.intake import Intake, IntakeError
 from api.mail_in import InboundMail, thread_keys
 from api.smtp import DeliveryOutcome, IntakeHandler, start_smtp, stop_smtp
@@ -257,8 +258,10 @@ async def serve_smtp(settings: Settings, *, intake: Intake | None = None) -> Non
         intake = Intake(sessions=Sessions(engine), client=await make_client(settings), settings=settings,
                         catalog=Catalog.load())
     controller = await start_listener(settings, intake=intake)
+    sweeper = sweeper_on(intake.client, intake.sessions, settings, intake.catalog)
+    intake.on_pending = intake.handover.on_pending = sweeper.wake
     try:
-        await asyncio.Event().wait()
+        await sweeper.run()
     finally:
         await asyncio.to_thread(stop_smtp, controller)
         if engine is not None:

@@ -11,7 +11,9 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from api.deps import Principal, require
+from registry.handover import pending_summary
 from registry.models import Concern
+from registry.types import utcnow
 
 router = APIRouter(tags=["health"])
 
@@ -32,7 +34,13 @@ class ProjectionCollector:
                                     .group_by(Concern.status, Concern.sla_state))
                 for status, sla_state, count in rows:
                     family.add_metric([status, sla_state], count)
+                pending, oldest, _ = pending_summary(session=session)
         yield family
+        if sessions is not None:
+            yield GaugeMetricFamily("ccr_handovers_pending", "Workflow starts, customer messages and ratings stored "
+                                    "by intake that Temporal has not taken yet", value=pending)
+            age = (utcnow() - oldest).total_seconds() if oldest is not None else 0
+            yield GaugeMetricFamily("ccr_handover_oldest_seconds", "Age of the oldest pending hand-over", value=age)
 
 
 class Metrics:

@@ -42,6 +42,9 @@ class ConcernCreated(BaseModel):
     workflow_id: str
     sop: SopRef
     status: str
+    workflow: Literal["running", "pending"] = Field(
+        "running", description="`pending` while Temporal is unreachable: the concern is stored and its workflow "
+                               "starts by itself as soon as Temporal answers")
 
 
 class ClockPublic(BaseModel):
@@ -151,3 +154,5 @@ class MessageAccepted(BaseModel):
     interaction_id: int
     concern_id: str
     reopened: bool
+    delivered: bool = Field(True, description="false while Temporal is unreachable: the message is stored and "
+                                             "reaches the concern's workflow by itself as soon as Temporal answers")

@@ -9,10 +9,11 @@ import socket
 import pytest
 from sqlmodel import col, select
 
-from api.intake import Intake, IntakeError
+from api.intake import Intake
 from api.mail_in import parse_inbound
 from api.mail_intake import MailIntake, serve_smtp
 from registry.attachments import Attachment
+from registry.handover import Handover
 from registry.mailbox import RawMail
 from registry.models import Concern, Customer, Interaction, OutboxMail
 from tests.conftest import free_port
@@ -183,7 +184,7 @@ async def test_a_reply_to_a_closed_concern_opens_a_new_one_that_mentions_it(desk
     assert len(rows(desk, Interaction, Interaction.concern_id == cid, col(Interaction.kind) == "customer_message")) == 1
 
 
-async def test_a_delivery_that_fails_half_way_is_finished_by_the_senders_retry(desk):
+async def test_a_mail_whose_workflow_cannot_start_is_accepted_and_started_later(desk):
     # A namespace that does not exist: the registry write succeeds, starting the workflow fails.
     broken_client = await make_client(desk.settings.model_copy(update={"temporal_namespace": "no-such-namespace"}))
     broken = Intake(sessions=desk.sessions, client=broken_client, settings=desk.settings, catalog=desk.intake.catalog)
@@ -192,17 +193,21 @@ async def test_a_delivery_that_fails_half_way_is_finished_by_the_senders_retry(d
     raw = msg.as_bytes()
     mail = parse_inbound(raw, max_bytes=desk.settings.max_message_bytes,
                          max_attachment_bytes=desk.settings.max_attachment_bytes)
-    with pytest.raises(IntakeError) as failed:
-        await MailIntake(broken).deliver(raw, mail)
-    assert failed.value.status == 503
-    [kept] = rows(desk, RawMail, RawMail.message_id == "<retry@example.com>")
-    assert kept.status == "received" and "sender will retry" in kept.detail
+    outcome = await MailIntake(broken).deliver(raw, mail)
+    assert outcome.status == "opened"  # stored, so the sender is told 250 and does not need to retry
+    [concern] = rows(desk, Concern)
+    assert concern.status == "new"
+    [pending] = rows(desk, Handover, Handover.concern_id == concern.id)
+    assert pending.delivered_at is None and "no-such-namespace" in pending.last_error
 
-    outcome = await MailIntake(desk.intake).deliver(raw, mail)
-    assert outcome.status == "duplicate"
-    concern = await desk.wait_for(outcome.concern_id, lambda c: c.status == "open")
+    # A re-delivery by the sender changes nothing; the desk's own sweep starts the workflow.
+    assert (await MailIntake(broken).deliver(raw, mail)).status == "duplicate"
+    assert await desk.app.state.sweeper.sweep()
+    concern = await desk.wait_for(concern.id, lambda c: c.status == "open")
     [kept] = rows(desk, RawMail, RawMail.message_id == "<retry@example.com>")
     assert (kept.status, kept.concern_id) == ("opened", concern.id)
     [receipt] = rows(desk, Attachment, Attachment.raw_mail_id == kept.id)
     assert receipt.concern_id == concern.id and receipt.interaction_id is not None
     assert len(rows(desk, Concern)) == 1
+    [done] = rows(desk, Handover, Handover.concern_id == concern.id)
+    assert done.delivered_at is not None and done.outcome == "started"

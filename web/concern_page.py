@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.concerns import perform
+from api.concerns import ensure_started, perform
 from api.deps import Principal, SessionsDep, get_client
 from registry import concerns as store
 from registry.models import Concern, Customer, Organisation, User
@@ -195,12 +195,13 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     concern = await run_in_threadpool(_concern, sessions, concern_id)
     if concern is None:
         return _missing(request, concern_id)
-    error = None
+    error, status = None, 409
     try:
+        ensure_started(concern)
         assignee = await run_in_threadpool(_agent_ref, sessions, values["assignee_id"]) if name == "assign" else None
         await perform(await get_client(request), concern.workflow_id, build_action(name, principal, values, assignee))
     except HTTPException as err:
-        error = str(err.detail)
+        error, status = str(err.detail), err.status_code
     except ValidationError:
         error = "the form has a value the desk does not know; check the fields"
     except ValueError as err:
@@ -216,8 +217,8 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     if name not in ctx["allowed"]:
         ctx["allowed"].append(name)  # the refused form stays on screen with the reason and the agent's text
     if is_htmx(request):
-        return render(request, "agent/_action_form.html", {**ctx, "name": name}, status_code=409)
-    return render(request, "agent/concern.html", ctx, status_code=409)
+        return render(request, "agent/_action_form.html", {**ctx, "name": name}, status_code=status)
+    return render(request, "agent/concern.html", ctx, status_code=status)
 
 
 def _concern(sessions, concern_id: str) -> Concern | None:

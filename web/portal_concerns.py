@@ -22,6 +22,7 @@ from registry.attachments import (
     Attachment, UploadRefused, add_attachment, attachments_by_interaction, check_upload, file_data, link_attachments,
 )
 from registry.db import Sessions
+from registry.handover import is_pending
 from registry.models import Concern, Customer, Interaction, OutboxMail
 from registry.ratings import AlreadyRated, rating_of
 from registry.settings import Settings
@@ -264,6 +265,7 @@ def _page_context(session: Session, customer: Customer, concern: Concern, own: b
         "can_confirm": own and concern.status in ("waiting_customer", "resolved") and not _answered(history),
         "can_rate": own and concern.status == "resolved" and rating is None, "errors": [], "values": {},
         "asked_person": _asked_for_person(history),
+        "pending": own and is_pending(session=session, concern_id=concern.id),
     }
 
 

@@ -37,12 +37,16 @@ with workflow.unsafe.imports_passed_through():
         Status,
         SurveyAnswer,
         TimelineEntry,
+        UnheardQuery,
     )
 
 RECORD_TIMEOUT = timedelta(seconds=30)
 AUTOMATION_TIMEOUT = timedelta(seconds=60)
 MAIL_TIMEOUT = timedelta(seconds=60)
 NEEDS_CLAIM = {"release", "reply", "request_info", "resolve", "escalate"}
+# Behaviour added with the intake outbox (see api/handover.py); histories from before it replay without it.
+OUTBOX = "intake-outbox"
+HEARD_KEPT = 500
 NEEDS_TEXT = {"reply": "a reply needs text", "request_info": "a question needs text", "resolve": "describe the resolution"}
 
 
@@ -94,6 +98,10 @@ class ConcernWorkflow:
         self.clock_events: list[ClockEventRecord] = []
         self.mails: list[MailRequest] = []
         self.record_lock = asyncio.Lock()
+        # Interaction ids of the customer messages heard, so a message handed over twice counts once.
+        self.heard: list[int] = list(carried.heard) if carried else []
+        # No clock moves back before its last transition, whatever time a late message says it arrived.
+        self.clock_floor: datetime = self.step_entered_at
 
     # ---- the process -------------------------------------------------------------------------
 
@@ -102,10 +110,13 @@ class ConcernWorkflow:
         resumed = input.carried is not None
         if not resumed:
             now = workflow.now()
+            if workflow.patched(OUTBOX):
+                # The clocks run from when the customer's concern was registered, even if Temporal heard of it later.
+                now = min(input.opened_at, now)
             self._note("opened", f"Registered under SOP {self.sop.id} v{self.sop.version}", meta={"sop": self.sop.id})
             targets = self.policy.priorities[self.priority]
-            self._clock(self.clocks.start("first_response", targets.first_response, now))
-            self._clock(self.clocks.start("resolution", targets.resolution, now))
+            self._clock(self.clocks.start("first_response", targets.first_response, now), at=now)
+            self._clock(self.clocks.start("resolution", targets.resolution, now), at=now)
             self.status = "open"
         watcher = asyncio.create_task(self._watch_clocks())
         step_id: str | None = self.step_id
@@ -265,6 +276,8 @@ class ConcernWorkflow:
             self._clock(self.clocks.start(clock_name, step.wait, workflow.now()))
             await self._record()
         await self._wait(lambda: self.customer_intent is not None or self.outcome == "no_reply")
+        if self.customer_intent is None:
+            await self._hear_unheard()  # a reply stored in time but handed over late still counts
         intent, self.customer_intent, self.outcome = self.customer_intent, None, None
         self._clock(self.clocks.stop(clock_name, workflow.now()))
         self.clocks.discard(clock_name)
@@ -293,6 +306,8 @@ class ConcernWorkflow:
         self.reopened = False
         deadline = self.step_entered_at + timedelta(seconds=self.inp.reopen_window)
         await self._wait(lambda: self.reopened, deadline=lambda: deadline)
+        if not self.reopened:
+            await self._hear_unheard()
         if not self.reopened:
             return await self._close()
         self.reopened = False
@@ -357,15 +372,18 @@ class ConcernWorkflow:
                 self.outcome = "timeout"
         self.changes += 1
 
-    def _clock(self, transitions: list[Transition]) -> None:
+    def _clock(self, transitions: list[Transition], at: datetime | None = None) -> None:
+        """Record transitions that happened `at` (now unless the cause came earlier, such as a late message)."""
         event_id = workflow.info().get_current_history_length()
+        at = at or workflow.now()
         for clock, kind in transitions:
             self.seq += 1
             self.clock_events.append(ClockEventRecord(
-                seq=self.seq, clock=clock.name, kind=kind, at=workflow.now(), event_id=event_id,
+                seq=self.seq, clock=clock.name, kind=kind, at=at, event_id=event_id,
                 elapsed=clock.elapsed, target=clock.target, due_at=clock.due_at,
             ))
         if transitions:
+            self.clock_floor = max(self.clock_floor, at)
             self.changes += 1
 
     def _pause_sla(self) -> None:
@@ -374,10 +392,10 @@ class ConcernWorkflow:
             if clock.state == "running" and not clock.name.endswith(":wall"):
                 self._clock(self.clocks.pause(clock.name, now))
 
-    def _resume_sla(self) -> None:
-        now = workflow.now()
+    def _resume_sla(self, at: datetime | None = None) -> None:
+        at = at or workflow.now()
         for clock in self.clocks.all():
-            self._clock(self.clocks.resume(clock.name, now))
+            self._clock(self.clocks.resume(clock.name, at), at=at)
 
     def _responded(self) -> None:
         now = workflow.now()
@@ -527,9 +545,18 @@ class ConcernWorkflow:
 
     @workflow.signal
     async def customer_message(self, message: CustomerMessage) -> None:
-        if self.status == "closed":
-            return
+        if self._hear(message):
+            await self._record()
+
+    def _hear(self, message: CustomerMessage) -> bool:
+        """Take a customer's message into account once; False if the concern is closed or heard it before."""
+        if self.status == "closed" or message.interaction_id in self.heard:
+            return False
+        self.heard = [*self.heard, message.interaction_id][-HEARD_KEPT:]
         now = workflow.now()
+        if workflow.patched(OUTBOX):
+            # Counted from when the customer wrote, which is earlier than now if Temporal heard of it late.
+            now = max(min(message.at, now), self.clock_floor)
         if self.status == "resolved":
             if message.intent != "solved":
                 self.reopened = True
@@ -537,20 +564,35 @@ class ConcernWorkflow:
             self.customer_intent = message.intent
         elif self.awaiting_reply:
             self.awaiting_reply, self.status = False, "open"
-            self._resume_sla()
+            self._resume_sla(now)
         clock = self.clocks.get("next_response")
         if message.intent != "solved" and (clock is None or clock.state in ("idle", "stopped")):
             # Next response runs from the oldest unanswered customer message, so a running clock keeps going.
-            self._clock(self.clocks.start("next_response", self.policy.priorities[self.priority].next_response, now))
+            self._clock(self.clocks.start("next_response", self.policy.priorities[self.priority].next_response, now),
+                        at=now)
         if message.intent == "human":
             self._ask_for_person()
         self.changes += 1
-        await self._record()
+        return True
+
+    async def _hear_unheard(self) -> None:
+        """Before a wait ends for want of an answer, ask the registry (the system of record) whether the customer
+        wrote since the step began and Temporal has not heard of it yet (it was stored during an outage)."""
+        if not workflow.patched(OUTBOX):
+            return
+        late = await workflow.execute_local_activity(
+            "unheard_messages", UnheardQuery(concern_id=self.inp.concern_id, since=self.step_entered_at,
+                                             heard=self.heard),
+            result_type=list[CustomerMessage], start_to_close_timeout=RECORD_TIMEOUT)
+        for message in late:
+            self._hear(message)
 
     @workflow.signal
     async def survey_answer(self, answer: SurveyAnswer) -> None:
         if self.status == "closed":
             return
+        if self.csat is not None and workflow.patched(OUTBOX):
+            return  # a concern is rated once (the registry keeps that rating); this is the same one handed over again
         self.csat = answer.csat if answer.csat is not None else self.csat
         self.nps = answer.nps if answer.nps is not None else self.nps
         self._note("rating", answer.comment, author=self.inp.customer.name or "customer",
@@ -643,7 +685,8 @@ class ConcernWorkflow:
             step=self.step_id, step_entered_at=self.step_entered_at, status=self.status, seq=self.seq,
             priority=self.priority, category=self.category, assignee=self.assignee, clocks=self.clocks.all(),
             awaiting_reply=self.awaiting_reply, last_human_step=self.last_human_step, resolved_at=self.resolved_at,
-            csat=self.csat, nps=self.nps, visits=self.visits, set_by_staff=sorted(self.set_by_staff),
+            csat=self.csat, nps=self.nps, heard=self.heard, visits=self.visits,
+            set_by_staff=sorted(self.set_by_staff),
         )
         workflow.continue_as_new(self.inp.model_copy(update={"carried": carried}))
 

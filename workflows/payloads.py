@@ -10,6 +10,14 @@ from pydantic import BaseModel, Field
 from sops.schema import BusinessCalendar, SlaPolicy, SopDefinition
 
 Status = Literal["new", "open", "waiting_customer", "resolved", "closed"]
+
+# Workflow inputs and signals carry ids and at most this much of a customer's text; the registry holds it whole.
+EXCERPT_CHARS = 8000
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The first `limit` characters of a customer's text, marked when cut, for workflow payloads."""
+    return text if len(text) <= limit else text[:limit] + "\n[…]"
 ClockName = str  # first_response, next_response, resolution, ola_l1, ola_l2, ola_l3
 
 
@@ -28,7 +36,7 @@ class OpenConcernInput(BaseModel):
     concern_id: str
     customer: CustomerRef
     subject: str
-    body: str
+    body: str  # an `excerpt` of the first message
     channel: str
     priority: str = "normal"
     category: str | None = None
@@ -164,11 +172,19 @@ class AgentAction(BaseModel):
 class CustomerMessage(BaseModel):
     """A customer's message on any channel, sent as the signal `customer_message`."""
 
-    interaction_id: int
-    text: str = ""
+    interaction_id: int  # the workflow ignores an id it has seen, so a repeated hand-over changes nothing
+    text: str = ""  # an `excerpt`
     channel: str = "web"
     intent: Literal["message", "solved", "not_solved", "human"] = "message"
     at: datetime
+
+
+class UnheardQuery(BaseModel):
+    """Which customer messages of a concern, stored since `since`, the workflow has not heard (local activity)."""
+
+    concern_id: str
+    since: datetime
+    heard: list[int] = Field(default_factory=list)
 
 
 class SurveyAnswer(BaseModel):
@@ -218,6 +234,7 @@ class ConcernCarry(BaseModel):
     nps: int | None = None
     visits: dict[str, int] = Field(default_factory=dict)
     set_by_staff: list[str] = Field(default_factory=list)
+    heard: list[int] = Field(default_factory=list)
 
 
 OpenConcernInput.model_rebuild()

@@ -1,10 +1,10 @@
 // The agent workspace's only script: inline refusals, counting clocks, and whether the agent has typed.
 (function () {
-  // A refused action (409), an invalid form (422) or a rate limit (429) answers with the form and its
+  // A refused action (409), an invalid form (422), a rate limit (429) or Temporal out of reach (503) answers with the form and its
   // reason: swap it in place instead of dropping it as an error.
   htmx.config.responseHandling = [
     {code: "204", swap: false},
-    {code: "^(409|422|429)$", swap: true, error: false},
+    {code: "^(409|422|429|503)$", swap: true, error: false},
     {code: "^[23]..$", swap: true},
     {code: "^[45]..$", swap: false, error: true},
   ];
