@@ -238,7 +238,9 @@ def up(
     first_run = needs_seed(sessions)
     if first_run:
         seed_registry(sessions)
-    publish_shipped_sops(sessions)
+    _, warnings = publish_shipped_sops(sessions)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
     sessions.engine.dispose()
     temporal = start_temporal(settings)
 
@@ -368,7 +370,7 @@ def sop_graph(file: Path, current: Annotated[str | None, typer.Option(help="step
 def sop_publish(files: list[Path], data: DataOpt = None,
                 by: Annotated[str, typer.Option(help="who publishes")] = "ccr") -> None:
     """Publish SOP files as new immutable versions (unchanged files keep their version)."""
-    from registry.sop_store import publish
+    from registry.sop_store import publish, staffing_warnings
     from sops.loader import SopInvalid, load_sop_file
 
     settings = settings_for(data)
@@ -383,6 +385,8 @@ def sop_publish(files: list[Path], data: DataOpt = None,
         for definition in definitions:
             row, created = publish(session=session, definition=definition, by=by)
             typer.echo(f"{row.sop_id} v{row.version} {'published' if created else 'unchanged'} ({row.content_hash[:12]})")
+        for warning in staffing_warnings(session=session, definitions=definitions):
+            typer.echo(f"warning: {warning}", err=True)
 
 
 # ---- users, tokens, knowledge ----------------------------------------------------------------

@@ -147,7 +147,7 @@ async def act(
         assignee = Principal.of_user(user).agent_ref()
     action = AgentAction(type=body.type, agent=agent.agent_ref(), text=body.text, reason=body.reason,
                          priority=body.priority, category=body.category, assignee=assignee,
-                         worth_article=body.worth_article)
+                         worth_article=body.worth_article, step=body.step)
     m = metrics_of(request)
     try:
         ensure_started(concern)

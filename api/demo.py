@@ -10,16 +10,19 @@ from registry.customers import find_or_create_customer
 from registry.db import Sessions
 from registry.knowledge import create_article, publish_article
 from registry.models import User
-from registry.sop_store import publish
+from registry.sop_store import publish, staffing_warnings
 from sops.loader import load_definitions
 
 DEMO_PASSWORD = "demo-password"
 
+# Between them they can take every human step of the shipped SOPs (a test checks it).
 STAFF = [
-    ("agent1@demo.test", "Ada (L1)", "agent", 1, ["general", "accounts", "billing", "orders"]),
-    ("agent2@demo.test", "Bo (L2)", "agent", 2, ["general", "accounts", "identity", "billing", "orders"]),
+    ("agent1@demo.test", "Ada (L1)", "agent", 1, ["general", "accounts", "billing", "orders", "complaints"]),
+    ("agent2@demo.test", "Bo (L2)", "agent", 2, ["general", "accounts", "identity", "billing", "orders",
+                                                  "complaints"]),
     ("agent3@demo.test", "Cy (L3)", "agent", 3, ["general", "accounts", "identity", "security", "billing"]),
-    ("lead@demo.test", "Lee (lead)", "lead", 3, ["general", "accounts", "identity", "security", "billing", "orders"]),
+    ("lead@demo.test", "Lee (lead)", "lead", 3, ["general", "accounts", "identity", "security", "billing", "orders",
+                                                 "complaints"]),
     ("owner@demo.test", "Olive (process owner)", "process_owner", None, []),
     ("sre@demo.test", "Sam (SRE)", "sre", None, []),
     ("auditor@demo.test", "Aud (auditor)", "auditor", None, []),
@@ -38,14 +41,17 @@ ARTICLES = [
 ]
 
 
-def publish_shipped_sops(sessions: Sessions, by: str = "ccr") -> list[tuple[str, int, bool]]:
-    """Publish every shipped SOP whose content changed; returns (id, version, newly published)."""
+def publish_shipped_sops(sessions: Sessions, by: str = "ccr") -> tuple[list[tuple[str, int, bool]], list[str]]:
+    """Publish every shipped SOP whose content changed; returns (id, version, newly published) and the
+    warnings about human steps that no active agent can take."""
     results = []
+    definitions = list(load_definitions().values())
     with sessions.begin() as session:
-        for definition in load_definitions().values():
+        for definition in definitions:
             row, created = publish(session=session, definition=definition, by=by)
             results.append((row.sop_id, row.version, created))
-    return results
+        warnings = staffing_warnings(session=session, definitions=definitions)
+    return results, warnings
 
 
 def needs_seed(sessions: Sessions) -> bool:

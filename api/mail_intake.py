@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 
 from aiosmtpd.controller import Controller
@@ -168,7 +169,8 @@ class MailIntake:
             try:
                 row, _ = await self.intake.message(concern_id=concern.id, text=text, channel="email",
                                                    author=mail.from_name or mail.from_email, source_key=source_key,
-                                                   meta={**meta, "threaded_by": why})
+                                                   meta={**meta, "threaded_by": why},
+                                                   intent="human" if asks_for_person(mail.text) else "message")
                 self._filed(kept, "continued", concern.id, row.id, row.customer_id)
                 return DeliveryOutcome("continued", concern.id)
             except IntakeError as err:
@@ -200,6 +202,24 @@ class MailIntake:
             customer = find_customer(session=session, email=customer_email) if customer_email else None
             file_raw_mail(session=session, raw_mail_id=kept.raw_mail_id, status=status, detail=detail,
                           customer_id=customer.id if customer else None, concern_id=concern_id)
+
+
+# Ways customers ask for a person, in English and German; matched in the new text only, never in quoted history.
+_PERSON = re.compile(
+    r"\b(?:(?:talk|speak|chat)\s+(?:to|with)\s+(?:a\s+|an\s+|some\s*one\s*|somebody\s*)?(?:real\s+|actual\s+|live\s+)?"
+    r"(?:person|human|agent|someone|somebody|representative|people)"
+    r"|(?:agent|human|person|operator)\s*,?\s*please|(?:a\s+)?real\s+(?:person|human)|human\s+being"
+    r"|(?:mit\s+)?(?:einem|einer)\s+(?:echten\s+|richtigen\s+)?(?:menschen|person|mitarbeiter(?:in)?)\s+"
+    r"(?:sprechen|reden|telefonieren)"
+    r"|(?:echten|richtigen)\s+(?:menschen|mitarbeiter(?:in)?)|(?:pers[öo]nliche[nr]?\s+)?ansprechpartner(?:in)?"
+    r"|mitarbeiter(?:in)?\s+bitte)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_person(text: str) -> bool:
+    """Whether a customer's words ask for a person rather than automation ("talk to a person", "mit einem Menschen sprechen")."""
+    return _PERSON.search(text or "") is not None
 
 
 def _stored_text(mail: InboundMail) -> str:

@@ -126,7 +126,7 @@ class ConcernPage(BaseModel):
 
 
 class ActionIn(BaseModel):
-    """An agent's action; `text` for reply, note, request_info and resolve, `reason` for escalate."""
+    """An agent's action; `text` for reply, note, request_info and resolve, `reason` for escalate and move."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -137,6 +137,7 @@ class ActionIn(BaseModel):
     category: str | None = Field(default=None, max_length=60)
     assignee_id: int | None = None
     worth_article: bool = False
+    step: str | None = Field(default=None, max_length=100, description="for `move` (leads): the step to move to")
 
 
 class MessageIn(BaseModel):
@@ -146,7 +147,7 @@ class MessageIn(BaseModel):
 
     text: str = Field(min_length=1, max_length=100_000)
     channel: ChannelName = "api"
-    intent: Literal["message", "solved", "not_solved"] = "message"
+    intent: Literal["message", "solved", "not_solved", "human"] = "message"
 
 
 class MessageAccepted(BaseModel):

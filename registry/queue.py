@@ -25,7 +25,7 @@ SLA_STATES = ("ok", "warning", "breached", "paused")
 # A queue row needs these, not the clocks or the SOP: loading less keeps the page fast at 100,000 concerns.
 QUEUE_COLUMNS = (Concern.id, Concern.subject, Concern.customer_id, Concern.channel, Concern.category,
                  Concern.priority, Concern.status, Concern.step, Concern.level, Concern.assignee_id,
-                 Concern.assignee_name, Concern.sla_state, Concern.next_due_at, Concern.created_at,
+                 Concern.assignee_name, Concern.sla_state, Concern.next_due_at, Concern.created_at, Concern.skills,
                  # Who wrote in, looked up by primary key for each row the index walk picked (a join lets
                  # PostgreSQL hash the whole customer table for the sorted claims).
                  select(func.coalesce(func.nullif(Customer.name, ""), Customer.email))

@@ -86,12 +86,35 @@ def _check_outcomes(outcomes: dict[str, str], allowed: tuple[str, ...], required
     return outcomes
 
 
+BOUND_FIELDS = ("max_visits", "on_max_visits")
+
+
 class _Step(_Frozen):
     title: str | None = None
+    # A bound on how often the concern may come to this step without meeting a person; the next arrival
+    # goes to `on_max_visits` instead (see "Writing a SOP").
+    max_visits: int | None = Field(default=None, ge=1)
+    on_max_visits: str | None = None
+
+    @model_validator(mode="after")
+    def _bound_complete(self) -> _Step:
+        if (self.max_visits is None) != (self.on_max_visits is None):
+            raise ValueError("max_visits and on_max_visits go together: the bound and where to go when it is reached")
+        if self.max_visits is not None and self.type in ("human", "end"):
+            raise ValueError(f"max_visits bounds automated and waiting steps; a {self.type} step needs no bound")
+        return self
 
     def edges(self) -> list[tuple[str, str]]:
-        """(label, target) pairs in declaration order."""
+        """(label, target) pairs in declaration order, the bound's target last."""
+        return [*self._own_edges(), *self._bound_edge()]
+
+    def _own_edges(self) -> list[tuple[str, str]]:
         return []
+
+    def _bound_edge(self) -> list[tuple[str, str]]:
+        if self.on_max_visits is None:
+            return []
+        return [(f"after {self.max_visits} visit{'s' if self.max_visits != 1 else ''}", self.on_max_visits)]
 
 
 class AutomateStep(_Step):
@@ -101,7 +124,7 @@ class AutomateStep(_Step):
     action: str
     outcomes: dict[str, str]
 
-    def edges(self) -> list[tuple[str, str]]:
+    def _own_edges(self) -> list[tuple[str, str]]:
         return list(self.outcomes.items())
 
 
@@ -121,7 +144,7 @@ class DecideStep(_Step):
             data = {("on" if key is True else key): value for key, value in data.items()}
         return data
 
-    def edges(self) -> list[tuple[str, str]]:
+    def _own_edges(self) -> list[tuple[str, str]]:
         return [*self.cases.items(), ("default", self.default)]
 
 
@@ -139,7 +162,7 @@ class HumanStep(_Step):
     def _outcomes(cls, value: dict[str, str]) -> dict[str, str]:
         return _check_outcomes(value, ("resolved", "escalated", "timeout"), "resolved", "human")
 
-    def edges(self) -> list[tuple[str, str]]:
+    def _own_edges(self) -> list[tuple[str, str]]:
         return list(self.outcomes.items())
 
 
@@ -156,7 +179,7 @@ class AskCustomerStep(_Step):
     def _outcomes(cls, value: dict[str, str]) -> dict[str, str]:
         return _check_outcomes(value, ("replied", "solved", "not_solved", "no_reply"), "no_reply", "ask_customer")
 
-    def edges(self) -> list[tuple[str, str]]:
+    def _own_edges(self) -> list[tuple[str, str]]:
         return list(self.outcomes.items())
 
 
@@ -168,7 +191,7 @@ class NotifyStep(_Step):
     to: Literal["customer", "team"] = "customer"
     next: str
 
-    def edges(self) -> list[tuple[str, str]]:
+    def _own_edges(self) -> list[tuple[str, str]]:
         return [("", self.next)]
 
 
@@ -179,7 +202,7 @@ class SurveyStep(_Step):
     wait: Duration = 7 * 86400
     next: str
 
-    def edges(self) -> list[tuple[str, str]]:
+    def _own_edges(self) -> list[tuple[str, str]]:
         return [("", self.next)]
 
 
@@ -222,9 +245,13 @@ class SopDefinition(_Frozen):
 
     def content_hash(self) -> str:
         """sha256 of the canonical JSON of everything but the version number."""
-        canonical = json.dumps(
-            self.model_dump(mode="json", exclude={"version"}), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        content = self.model_dump(mode="json", exclude={"version"})
+        for step in content["steps"].values():
+            # An unbounded step hashes as it did before bounds existed, so published versions keep their hash.
+            for name in BOUND_FIELDS:
+                if step.get(name) is None:
+                    step.pop(name, None)
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -171,21 +171,38 @@ def _reach(starts: list[str], successors: dict[str, list[str]]) -> set[str]:
     return seen
 
 
-def _instant_loops(nodes: dict[str, _Node], successors: dict[str, list[str]]) -> list[list[str]]:
-    """One concrete cycle per strongly connected group of steps that never wait."""
-    instant = {sid for sid, node in nodes.items() if node.type is not None and node.type not in WAITING_STEP_TYPES}
-    instant &= {sid for sid, node in nodes.items() if node.model is not None or node.type in STEP_TYPES}
-    inner = {k: [t for t in successors[k] if t in instant] for k in instant}
+def _loops(members: set[str], successors: dict[str, list[str]]) -> list[list[str]]:
+    """One concrete cycle per strongly connected group of `members` (edges leaving the group ignored)."""
+    inner = {k: [t for t in successors[k] if t in members] for k in members}
     loops, done = [], set()
-    for sid in nodes:
-        if sid not in instant or sid in done:
+    for sid in successors:
+        if sid not in members or sid in done:
             continue
-        group = _reach([sid], inner) & {k for k in instant if sid in _reach([k], inner)}
+        group = _reach([sid], inner) & {k for k in members if sid in _reach([k], inner)}
         if sid not in _reach(inner[sid], inner):
             continue
         done |= group
         loops.append(_cycle_through(sid, {k: [t for t in inner[k] if t in group] for k in group}))
     return loops
+
+
+def _instant_loops(nodes: dict[str, _Node], successors: dict[str, list[str]]) -> list[list[str]]:
+    """One concrete cycle per strongly connected group of steps that never wait."""
+    instant = {sid for sid, node in nodes.items() if node.type is not None and node.type not in WAITING_STEP_TYPES}
+    instant &= {sid for sid, node in nodes.items() if node.model is not None or node.type in STEP_TYPES}
+    return _loops(instant, successors)
+
+
+def _unbounded_loops(nodes: dict[str, _Node], successors: dict[str, list[str]]) -> list[list[str]]:
+    """Cycles that wait (on the customer or a survey) but can come round again and again without a person.
+
+    Every such cycle must pass a human step or a step with `max_visits`, so the steps that are neither
+    must not form a cycle. Cycles that never wait are reported as instant loops instead.
+    """
+    free = {sid for sid, node in nodes.items()
+            if node.model is not None and node.type != "human" and node.model.max_visits is None}
+    return [loop for loop in _loops(free, successors)
+            if any(nodes[sid].type in WAITING_STEP_TYPES for sid in loop)]
 
 
 def _cycle_through(first: str, successors: dict[str, list[str]]) -> list[str]:
@@ -217,6 +234,10 @@ def _graph_problems(start: Any, nodes: dict[str, _Node]) -> list[Problem]:
     for loop in _instant_loops(nodes, successors):
         path = " -> ".join(loop)
         problems.append(Problem(loop[0], f"loop {path} has no waiting step (human, ask_customer or survey)"))
+    for loop in _unbounded_loops(nodes, successors):
+        path = " -> ".join(loop)
+        problems.append(Problem(loop[0], f"loop {path} can repeat forever without a person: give one of its "
+                                         "steps max_visits and on_max_visits, or lead it through a human step"))
     ends = [sid for sid, node in nodes.items() if node.type == "end"]
     if not ends:
         problems.append(Problem(None, "there is no end step"))

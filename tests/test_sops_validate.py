@@ -107,15 +107,53 @@ def test_self_loop_of_an_automate_step():
     assert found == {("a", "loop a -> a has no waiting step (human, ask_customer or survey)")}
 
 
-def test_loop_through_a_waiting_step_is_fine():
-    definition = sop(
+def _ask_loop(**bound) -> dict:
+    """classify -> unclear -> ask -> replied -> classify: the loop that asked the same question forever."""
+    return sop(
         a={"type": "automate", "action": "classify", "outcomes": {"classified": "l1", "unclear": "ask"}},
         ask={"type": "ask_customer", "message": "ask_details", "wait": "2d",
-             "outcomes": {"replied": "a", "no_reply": "done"}},
+             "outcomes": {"replied": "a", "no_reply": "done"}, **bound},
         l1=human(resolved="done", escalated="l1"),
         done=END,
     )
+
+
+def test_a_waiting_loop_without_a_person_or_a_bound_is_refused():
+    assert reasons(_ask_loop(), **CATALOG) == {
+        ("a", "loop a -> ask -> a can repeat forever without a person: give one of its steps max_visits and "
+              "on_max_visits, or lead it through a human step")}
+
+
+def test_a_bounded_waiting_loop_is_fine():
+    assert validate_sop(_ask_loop(max_visits=2, on_max_visits="l1"), **CATALOG) == []
+
+
+def test_a_loop_through_a_human_step_needs_no_bound():
+    definition = sop(
+        ask={"type": "ask_customer", "message": "ask_details", "wait": "2d",
+             "outcomes": {"replied": "l1", "no_reply": "done"}},
+        l1=human(resolved="done", escalated="ask"),
+        done=END,
+    )
     assert validate_sop(definition, **CATALOG) == []
+
+
+def test_a_bound_needs_both_fields_a_step_it_can_bound_and_an_existing_target():
+    assert reasons(_ask_loop(max_visits=2)) >= {
+        ("ask", "max_visits and on_max_visits go together: the bound and where to go when it is reached")}
+    assert ("ask", "target 'nowhere' does not exist") in reasons(_ask_loop(max_visits=2, on_max_visits="nowhere"))
+    assert ("ask", "max_visits: Input should be greater than or equal to 1") in reasons(
+        _ask_loop(max_visits=0, on_max_visits="l1"))
+    bounded_human = sop(l1={**human(resolved="done"), "max_visits": 1, "on_max_visits": "done"}, done=END)
+    assert reasons(bounded_human) == {("l1", "max_visits bounds automated and waiting steps; a human step needs no bound")}
+
+
+def test_a_bound_changes_the_hash_but_unbounded_sops_keep_the_hash_they_had_before_bounds_existed():
+    bounded = SopDefinition.model_validate(_ask_loop(max_visits=2, on_max_visits="l1"))
+    assert bounded.content_hash() != SopDefinition.model_validate(_ask_loop()).content_hash()
+    # The shipped complaint SOP has no bound; this is its hash as published before bounds were added.
+    assert load_definitions()["complaint"].content_hash() == \
+        "49d98449eb24d8a33a0bf589b17eaf7ea5f1aa17528f15d4595557becfea7aed"
 
 
 def test_human_step_without_a_way_out():

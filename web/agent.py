@@ -15,6 +15,7 @@ from api.deps import ClientDep, Principal, SessionsDep
 from registry.models import Concern, User
 from registry.queue import CHANNELS, PRIORITIES, SLA_STATES, STATUSES, QueueAgent, QueueFilter, assignable_agents, \
     queue_page, sop_categories
+from registry.sop_store import active_staffing
 from registry.types import utcnow
 from web import agent_view  # also registers the workspace's template filters
 from web import concern_page
@@ -74,10 +75,12 @@ def _queue_context(request: Request, sessions, principal: Principal, f: QueueFil
         rows, more = queue_page(session=session, agent=agent, f=f)
         categories = sop_categories(session=session)
         agents = assignable_agents(session=session) if is_lead(principal) else []
+        staffing = active_staffing(session=session) if is_lead(principal) else None
     next_limit = next((n for n in LIMITS if n > f.limit), None)
     now = utcnow()
     return {
-        "rows": agent_view.queue_rows(rows, principal.id, now), "more": more, "f": f, "query": filter_query(f),
+        "rows": agent_view.queue_rows(rows, principal.id, now, staffing), "more": more, "f": f,
+        "query": filter_query(f),
         "more_query": filter_query(f, limit=next_limit) if more and next_limit else None,
         "categories": categories, "agents": agents, "statuses": STATUSES, "priorities": PRIORITIES,
         "channels": CHANNELS, "sla_states": SLA_STATES, "lead": is_lead(principal), "can_act": can_act(principal),

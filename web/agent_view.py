@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from registry.sop_store import can_take
 from registry.types import utcnow
 from web.templating import templates
 
@@ -60,12 +61,20 @@ class QueueRow:
     claimed_by: str | None
     sla_css: str
     sla_text: str
+    unstaffed: bool = False
 
 
-def queue_rows(rows, me: int, now: datetime) -> list[QueueRow]:
-    """The table rows for queue `rows` as seen by user `me` at `now`."""
+def queue_rows(rows, me: int, now: datetime, staffing: list | None = None) -> list[QueueRow]:
+    """The table rows for queue `rows` as seen by user `me` at `now`.
+
+    With `staffing` ((level, skills) of the active agents), rows at a human step none of them can take are
+    marked, so a lead sees them instead of their waiting unnoticed.
+    """
     shown = []
     for r in rows:
+        unstaffed = staffing is not None and r.level is not None and not r.assignee_id and not any(
+            can_take(level=level, skills=skills, step_level=r.level, step_skills=r.skills or [])
+            for level, skills in staffing)
         channel = r.channel.replace("_", " ")
         shown.append(QueueRow(
             id=r.id, subject=r.subject, customer=r.customer or "",
@@ -73,7 +82,8 @@ def queue_rows(rows, me: int, now: datetime) -> list[QueueRow]:
             priority=r.priority, level=f"L{r.level}" if r.level else "–", status=r.status.replace("_", " "),
             mine=r.assignee_id == me, claimed_by=(r.assignee_name or "a colleague") if r.assignee_id else None,
             sla_css=sla_class(r.sla_state, r.next_due_at, now),
-            sla_text="paused" if r.status == "waiting_customer" else time_left(r.next_due_at, now)))
+            sla_text="paused" if r.status == "waiting_customer" else time_left(r.next_due_at, now),
+            unstaffed=unstaffed))
     return shown
 
 

@@ -15,7 +15,7 @@ from api.deps import Principal, SessionsDep, get_client
 from registry import concerns as store
 from registry.models import Concern, Customer, Organisation, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
-from registry.sop_store import get_version
+from registry.sop_store import active_staffing, can_take, get_version
 from registry.types import utcnow
 from registry.workspace import others_present, touch_presence
 from web.agent_view import clock_rows
@@ -28,8 +28,8 @@ from workflows.payloads import AgentAction
 router = APIRouter(include_in_schema=False)
 
 ACTIONS = ("claim", "release", "reply", "note", "request_info", "resolve", "escalate", "set_priority",
-           "set_category", "assign")
-FIELDS = ("text", "reason", "priority", "category", "assignee_id")
+           "set_category", "assign", "move")
+FIELDS = ("text", "reason", "priority", "category", "assignee_id", "step")
 SEEN_WITHIN = timedelta(seconds=20)
 TYPING_WITHIN = timedelta(seconds=8)
 
@@ -64,7 +64,8 @@ def allowed_actions(concern: Concern, principal: Principal, step: dict | None) -
             shown.append("release")
         if lead:
             shown.append("assign")
-    return shown + ["note", "set_priority", "set_category"]
+    shown += ["note", "set_priority", "set_category"]
+    return shown + ["move"] if lead else shown
 
 
 def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> dict | None:
@@ -85,9 +86,11 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         agents = assignable_agents(session=session) if lead else []
         categories = sop_categories(session=session)
         count = concern_count(session=session, customer_id=concern.customer_id)
+        staffing = active_staffing(session=session) if concern.step_type == "human" else []
     definition = version.definition if version else None
     step = (definition or {}).get("steps", {}).get(concern.step) if concern.step else None
     visited = {e.meta.get("step") for e in timeline if e.kind == "step" and e.meta}
+    steps = [(sid, (s or {}).get("title") or sid) for sid, s in ((definition or {}).get("steps") or {}).items()]
     now = utcnow()
     return {
         "c": concern, "customer": customer, "org": org, "customer_concerns": count, "timeline": timeline,
@@ -99,7 +102,20 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         "categories": categories, "priorities": PRIORITIES, "presence": _presence(others, now),
         "can_act": principal.role in ("agent", "lead", "admin"), "forms": {},
         "canned": {a: canned_for(a) for a in ("reply", "request_info", "resolve")},
+        "steps": steps, "unstaffed": _unstaffed(concern, staffing),
     }
+
+
+def _unstaffed(concern: Concern, staffing) -> str | None:
+    """What the step needs when no active agent can take it (and nobody holds the concern), else None."""
+    if concern.step_type != "human" or concern.level is None or concern.assignee_id is not None or \
+            concern.status in ("resolved", "closed"):
+        return None
+    if any(can_take(level=level, skills=skills, step_level=concern.level, step_skills=concern.skills or [])
+           for level, skills in staffing):
+        return None
+    skills = f" with the skills {', '.join(concern.skills)}" if concern.skills else ""
+    return f"No active agent can take this step: it needs level {concern.level}{skills}."
 
 
 def _presence(others, now) -> list[dict]:
@@ -164,7 +180,7 @@ def build_action(name: str, principal: Principal, values: dict, assignee) -> Age
         raise ValueError("choose a priority")
     return AgentAction(type=name, agent=principal.agent_ref(), text=values["text"], reason=values["reason"],
                        priority=values["priority"] or None, category=values["category"].strip() or None,
-                       assignee=assignee, worth_article=values["worth_article"])
+                       assignee=assignee, worth_article=values["worth_article"], step=values["step"][:100] or None)
 
 
 @router.post("/concerns/{concern_id}/actions/{name}", dependencies=[Depends(verify_csrf)])

@@ -37,7 +37,8 @@ STATUS_TEXT = {"new": "Received", "open": "In progress", "waiting_customer": "Wa
 LABELS = {"customer_message": "You wrote", "reply": "Customer Care replied", "question": "Customer Care asked you",
           "resolution": "Customer Care resolved it", "automated_answer": "Automatic answer",
           "survey": "How did we do?", "notice": "Message from Customer Care", "rating": "Your rating"}
-DEFAULT_TEXT = {"solved": "This solved it.", "not_solved": "It did not solve it."}
+DEFAULT_TEXT = {"solved": "This solved it.", "not_solved": "It did not solve it.",
+                "human": "I would like to talk to a person."}
 URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
 
@@ -243,6 +244,17 @@ def _answered(history: list[dict]) -> bool:
     return False
 
 
+def _asked_for_person(history: list[dict]) -> bool:
+    """Whether the customer asked for a person and nobody from the desk has written since."""
+    for entry in reversed(history):
+        row = entry["row"]
+        if row.direction == "out" and row.kind in ("reply", "question", "resolution") and row.author != "e-level":
+            return False
+        if row.kind == "customer_message" and row.meta.get("intent") == "human":
+            return True
+    return False
+
+
 def _page_context(session: Session, customer: Customer, concern: Concern, own: bool) -> dict:
     rating = rating_of(session=session, concern_id=concern.id)
     history = _history(session, concern)
@@ -252,6 +264,7 @@ def _page_context(session: Session, customer: Customer, concern: Concern, own: b
         "rating": rating, "can_write": own and concern.status != "closed",
         "can_confirm": own and concern.status in ("waiting_customer", "resolved") and not _answered(history),
         "can_rate": own and concern.status == "resolved" and rating is None, "errors": [], "values": {},
+        "asked_person": _asked_for_person(history),
         "pending": own and is_pending(session=session, concern_id=concern.id),
     }
 
@@ -287,7 +300,7 @@ async def post_message(concern_id: str, request: Request, sessions: SessionsDep,
     form = await request.form()
     intent = str(form.get("intent", "message"))
     text = str(form.get("text", "")).strip()
-    errors = [] if intent in ("message", "solved", "not_solved") else ["Unknown action."]
+    errors = [] if intent in ("message", "solved", "not_solved", "human") else ["Unknown action."]
     text = text or DEFAULT_TEXT.get(intent, "")
     if not text:
         errors.append("Write a message first.")

@@ -55,8 +55,10 @@ class ConcernWorkflow:
     """Runs one concern through its pinned SOP, keeping its SLA clocks.
 
     Update `act(AgentAction) -> ConcernState`: an agent's claim, release, reply, note, request_info,
-    resolve, escalate, assign, set_priority or set_category; the validator rejects what is not allowed now.
-    Signal `customer_message(CustomerMessage)`: the customer wrote (any channel); may reopen a resolved concern.
+    resolve, escalate, assign, set_priority or set_category, or a lead's move to any step of the SOP;
+    the validator rejects what is not allowed now.
+    Signal `customer_message(CustomerMessage)`: the customer wrote (any channel); may reopen a resolved concern;
+    intent `human` asks for a person, which takes the concern to the SOP's first human step.
     Signal `survey_answer(SurveyAnswer)`: the customer's rating.
     Query `state() -> ConcernState`.
     """
@@ -81,6 +83,12 @@ class ConcernWorkflow:
         self.closed_at: datetime | None = None
         self.csat = carried.csat if carried else None
         self.nps = carried.nps if carried else None
+        # How often each step was entered since the concern last met a person (for `max_visits`).
+        self.visits: dict[str, int] = dict(carried.visits) if carried else {}
+        # Fields staff set by hand ("category", "priority"); automation leaves them alone.
+        self.set_by_staff: set[str] = set(carried.set_by_staff) if carried else set()
+        self.moving_to: str | None = None
+        self.wants_person = False
         self.outcome: str | None = None
         self.last_answer: str | None = None
         self.customer_intent: str | None = None
@@ -114,9 +122,12 @@ class ConcernWorkflow:
         step_id: str | None = self.step_id
         while step_id is not None:
             if not resumed:
+                step_id = self._within_bounds(step_id)
                 self.step_id, self.step_entered_at = step_id, workflow.now()
             step_id = await self._run_step(self.step_id, resumed)
             resumed = False
+            if step_id is not None:
+                step_id = self._redirect(step_id)
         watcher.cancel()
         await self._record()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -150,14 +161,55 @@ class ConcernWorkflow:
             return await self._end(step_id, step, resumed)
         raise ApplicationError(f"unknown step type at {step_id}", non_retryable=True)
 
+    def _within_bounds(self, step_id: str) -> str:
+        """The step to enter instead of `step_id` once its `max_visits` is used up (following chained bounds)."""
+        passed: set[str] = set()
+        while step_id not in passed:
+            step = self.sop.steps[step_id]
+            if isinstance(step, HumanStep):
+                self.visits.clear()  # the concern meets a person: automated steps may be tried afresh
+                return step_id
+            self.visits[step_id] = self.visits.get(step_id, 0) + 1
+            if step.max_visits is None or self.visits[step_id] <= step.max_visits:
+                return step_id
+            passed.add(step_id)
+            self._note("bounded", f"Step '{step_id}' has run {step.max_visits} time(s) already: to "
+                                  f"'{step.on_max_visits}' instead", meta={"step": step_id, "to": step.on_max_visits,
+                                                                           "max_visits": step.max_visits})
+            step_id = step.on_max_visits
+        return step_id
+
+    def _redirect(self, step_id: str) -> str:
+        """Where the concern goes after a step: where a lead moved it, to a person if the customer asked, else `step_id`."""
+        if self.moving_to is not None:
+            step_id, self.moving_to = self.moving_to, None
+            self.visits.clear()
+            self.wants_person = False
+            if self.awaiting_reply:  # an agent's question is moot once a lead moves the concern on
+                self.awaiting_reply, self.status = False, "open"
+                self._resume_sla()
+            return step_id
+        if self.wants_person:
+            self.wants_person = False
+            person = step_id if isinstance(self.sop.steps.get(step_id), HumanStep) else _first_human(self.sop)
+            if person is None:
+                self._note("person_requested", "The customer asked for a person; this SOP has no human step")
+                return step_id
+            self._note("person_requested", f"The customer asked for a person: to '{person}'",
+                       meta={"from": self.step_id, "to": person})
+            return person
+        return step_id
+
     async def _automate(self, step_id: str, step: AutomateStep) -> str:
         # Recorded together with the action's result, to spend one registry write on the step.
         self._enter(step_id, "open", f"Automated step '{step_id}': {step.action}")
+        # Staff who set a field by hand know better than the classifier (new behaviour, so patched).
+        kept = self.set_by_staff if self.set_by_staff and workflow.patched("staff-fields-win") else set()
         request = AutomationRequest(
             action=step.action, concern_id=self.inp.concern_id, workflow_id=workflow.info().workflow_id,
             step=step_id, seq=self.seq, customer_id=self.inp.customer.id, customer_email=self.inp.customer.email,
             customer_name=self.inp.customer.name, subject=self.inp.subject, body=self.inp.body,
-            category=self.category, category_from_customer=self.inp.category_from_customer,
+            category=self.category, category_from_customer=self.inp.category_from_customer or "category" in kept,
             priority=self.priority, channel=self.inp.channel, tier=self.inp.customer.tier,
         )
         try:
@@ -172,9 +224,9 @@ class ConcernWorkflow:
         meta = {"action": step.action, "outcome": result.outcome, "score": result.score,
                 "article_id": result.article_id, "detail": result.detail}
         self._note("automated", f"{step.action}: {result.outcome}", author="e-level", meta=meta)
-        if result.category and result.category != self.category:
+        if result.category and result.category != self.category and "category" not in kept:
             self.category = result.category
-        if result.priority and result.priority != self.priority:
+        if result.priority and result.priority != self.priority and "priority" not in kept:
             self._set_priority(result.priority)
         target = step.outcomes[outcome]
         if result.message:
@@ -234,7 +286,7 @@ class ConcernWorkflow:
         if intent is None:
             return step.outcomes["no_reply"]
         wanted = {"solved": ["solved", "replied"], "not_solved": ["not_solved", "replied"],
-                  "message": ["replied", "not_solved"]}[intent]
+                  "message": ["replied", "not_solved"], "human": ["not_solved", "replied"]}[intent]
         for name in wanted:
             if name in step.outcomes:
                 return step.outcomes[name]
@@ -272,8 +324,8 @@ class ConcernWorkflow:
         return None
 
     async def _wait(self, done: Callable[[], bool], deadline: Callable[[], datetime | None] = lambda: None) -> None:
-        """Wait until `done()` or `deadline()`, continuing as new when history grows long."""
-        while not done():
+        """Wait until `done()`, `deadline()` or a lead's move, continuing as new when history grows long."""
+        while not done() and self.moving_to is None:
             if self._continue_suggested():
                 await self._continue_as_new()
             limit = deadline()
@@ -399,6 +451,12 @@ class ConcernWorkflow:
         elif kind == "set_category":
             self._note("category", f"Category {self.category or '-'} → {action.category} by {agent.name}", **author)
             self.category = action.category
+        elif kind == "move":
+            self._note("moved", f"Moved from '{self.step_id}' to '{action.step}' by {agent.name}: {action.reason}",
+                       meta={"from": self.step_id, "to": action.step, "reason": action.reason}, **author)
+            self.moving_to = action.step
+        if kind in ("set_category", "set_priority"):
+            self.set_by_staff.add(kind.removeprefix("set_"))
         self.changes += 1
         if self.outcome is None:
             await self._record()
@@ -426,9 +484,12 @@ class ConcernWorkflow:
             return "the priority is already " + action.priority if action.priority == self.priority else None
         if kind == "set_category":
             return None if action.category else "choose a category"
+        if kind == "move":
+            return self._move_rejection(action)
         step = self.sop.steps.get(self.step_id)
         if not isinstance(step, HumanStep):
-            return f"the concern is at the automated step '{self.step_id}', not in a queue"
+            return (f"the concern is at the automated step '{self.step_id}', not in a queue; "
+                    "a lead can move it to a step of its SOP (Move on the concern page)")
         if self.outcome is not None:
             return "the concern is already leaving this step"
         if kind == "claim":
@@ -458,6 +519,31 @@ class ConcernWorkflow:
                 return f"there is no higher level after step '{self.step_id}' in this SOP"
         return None
 
+    def _move_rejection(self, action: AgentAction) -> str | None:
+        if not action.agent.lead:
+            return "only a lead or an admin can move a concern to another step"
+        if not action.step:
+            return "choose the step to move the concern to"
+        if action.step not in self.sop.steps:
+            return (f"there is no step '{action.step}' in SOP {self.sop.id} v{self.sop.version} "
+                    f"(its steps: {', '.join(self.sop.steps)})")
+        if action.step == self.step_id:
+            return f"the concern is already at step '{action.step}'"
+        if not action.reason.strip():
+            return "give a reason for the move; it goes on the timeline"
+        if self.moving_to is not None or self.outcome is not None:
+            return "the concern is already leaving this step"
+        return None
+
+    def _ask_for_person(self) -> None:
+        """The customer asked for a person: at a human step they have one; elsewhere the step hands over."""
+        step = self.sop.steps.get(self.step_id)
+        if isinstance(step, HumanStep):
+            self._note("person_requested", f"The customer asked for a person; the concern is already in the level "
+                                           f"{step.level} queue", meta={"to": self.step_id})
+        elif self.status != "resolved":  # a resolved concern reopens at its last human step anyway
+            self.wants_person = True
+
     @workflow.signal
     async def customer_message(self, message: CustomerMessage) -> None:
         if self._hear(message):
@@ -485,6 +571,8 @@ class ConcernWorkflow:
             # Next response runs from the oldest unanswered customer message, so a running clock keeps going.
             self._clock(self.clocks.start("next_response", self.policy.priorities[self.priority].next_response, now),
                         at=now)
+        if message.intent == "human":
+            self._ask_for_person()
         self.changes += 1
         return True
 
@@ -598,7 +686,8 @@ class ConcernWorkflow:
             step=self.step_id, step_entered_at=self.step_entered_at, status=self.status, seq=self.seq,
             priority=self.priority, category=self.category, assignee=self.assignee, clocks=self.clocks.all(),
             awaiting_reply=self.awaiting_reply, last_human_step=self.last_human_step, resolved_at=self.resolved_at,
-            csat=self.csat, nps=self.nps, heard=self.heard,
+            csat=self.csat, nps=self.nps, heard=self.heard, visits=self.visits,
+            set_by_staff=sorted(self.set_by_staff),
         )
         workflow.continue_as_new(self.inp.model_copy(update={"carried": carried}))
 

@@ -150,7 +150,8 @@ class AgentRef(BaseModel):
 
 
 ActionType = Literal[
-    "claim", "release", "reply", "note", "request_info", "resolve", "escalate", "set_priority", "set_category", "assign"
+    "claim", "release", "reply", "note", "request_info", "resolve", "escalate", "set_priority", "set_category", "assign",
+    "move",
 ]
 
 
@@ -165,6 +166,7 @@ class AgentAction(BaseModel):
     category: str | None = None
     assignee: AgentRef | None = None
     worth_article: bool = False
+    step: str | None = None  # for `move`: the step of the concern's SOP to move it to
 
 
 class CustomerMessage(BaseModel):
@@ -173,7 +175,7 @@ class CustomerMessage(BaseModel):
     interaction_id: int  # the workflow ignores an id it has seen, so a repeated hand-over changes nothing
     text: str = ""  # an `excerpt`
     channel: str = "web"
-    intent: Literal["message", "solved", "not_solved"] = "message"
+    intent: Literal["message", "solved", "not_solved", "human"] = "message"
     at: datetime
 
 
@@ -230,6 +232,8 @@ class ConcernCarry(BaseModel):
     resolved_at: datetime | None = None
     csat: int | None = None
     nps: int | None = None
+    visits: dict[str, int] = Field(default_factory=dict)
+    set_by_staff: list[str] = Field(default_factory=list)
     heard: list[int] = Field(default_factory=list)
 
 
