@@ -33,7 +33,7 @@ AUTOMATED_TEMPLATES = frozenset({"acknowledge", "survey", "kb_answer", "password
 # Every key a template may use; callers fill what they know, the rest stays empty.
 CONTEXT_DEFAULTS: dict[str, Any] = {
     "customer_name": "", "subject": "", "text": "", "portal_url": "", "survey_url": "", "reset_url": "",
-    "solved_url": "", "not_solved_url": "", "article_title": "", "article_url": "",
+    "solved_url": "", "not_solved_url": "", "article_title": "", "article_url": "", "reset_valid_until": "",
 }
 CONCERN_TAG = re.compile(r"\[CCR-[0-9A-Z]{8}\]")
 # Keep the thread's root and its latest messages: long References headers get cut by some servers.

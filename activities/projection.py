@@ -8,21 +8,34 @@ from temporalio import activity
 
 from registry.db import Sessions
 from registry.knowledge import create_article
-from registry.models import ClockEvent, Concern, Interaction, User
+from registry.models import ClockEvent, Concern, Customer, Interaction, User
+from registry.redaction import Redactor
 from registry.types import utcnow
 from workflows.payloads import ConcernSnapshot, CustomerMessage, RecordInput, UnheardQuery, excerpt
 
 
 def carry_forward(*, session, concern_id: str, resolution: str, user_id: int | None) -> None:
-    """Turn an expert's resolution into a draft article for review, so the e-level can answer the next one."""
+    """Turn an expert's resolution into a draft article for review, so the e-level can answer the next one.
+
+    Knowledge is shared with every customer, so the draft keeps the question and the answer without the
+    personal data the registry knows (and the shapes of it that identify anyone), marking each removal."""
     concern = session.get(Concern, concern_id)
     first = session.exec(orm_select(Interaction).where(Interaction.concern_id == concern_id)
                          .order_by(Interaction.id)).first()
-    body = (f"**Question**\n\n{first.body if first else concern.subject}\n\n"
-            f"**Answer**\n\n{resolution}\n")
+    customer = session.get(Customer, concern.customer_id)
+    prefs = (customer.preferences or {}) if customer else {}
+    redactor = Redactor(
+        names=[customer.name] if customer else [], emails=[customer.email] if customer and customer.email else [],
+        phones=[customer.phone] if customer and customer.phone else [],
+        addresses=[str(v) for k, v in prefs.items() if "address" in k.lower() and isinstance(v, str)],
+    )
+    title = redactor.redact(concern.subject)
+    question = redactor.redact(first.body if first else concern.subject, title.removed)
+    answer = redactor.redact(resolution, title.removed)
+    body = f"**Question**\n\n{question.text}\n\n**Answer**\n\n{answer.text}\n"
     author = session.get(User, user_id) if user_id is not None else None
-    create_article(session=session, title=concern.subject, body=body, owner_email=author.email if author else "",
-                   category=concern.category, source_concern_id=concern_id)
+    create_article(session=session, title=title.text, body=body, owner_email=author.email if author else "",
+                   category=concern.category, source_concern_id=concern_id, redactions=dict(title.removed))
 
 
 # Statements built once: SQLAlchemy caches their compiled form, so a batch costs the round trips and little else.

@@ -40,7 +40,9 @@ class MailActivities:
 
     def queue(self, *, session: Session, concern_id: str, mails: list[MailRequest]) -> None:
         """Render and queue each mail of a batch, in the batch's transaction."""
+        from activities.elevel.password_reset import reset_link_for, valid_until
         from activities.mail_out import new_message_id, queue_mail, render_mail, thread_headers_for
+        from registry.types import utcnow
 
         concern = session.get(Concern, concern_id)
         customer = session.get(Customer, concern.customer_id) if concern else None
@@ -53,6 +55,10 @@ class MailActivities:
                 "portal_url": f"{self.settings.base_url}/portal/concerns/{concern.id}",
                 "survey_url": f"{self.settings.base_url}/portal/concerns/{concern.id}#rate", **mail.context,
             }
+            if mail.template == "password_reset":
+                # Signed here, into the customer's mail only: the link never enters the workflow or the timeline.
+                context["reset_url"] = reset_link_for(customer, settings=self.settings)
+                context["reset_valid_until"] = valid_until(utcnow())
             subject, text, html = render_mail(mail.template, context)
             in_reply_to, references = thread_headers_for(session=session, concern_id=concern.id)
             queue_mail(

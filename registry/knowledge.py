@@ -7,17 +7,19 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-import nh3
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 from pydantic import BaseModel
 from sqlalchemy import Column, Text, UniqueConstraint, text
 from sqlmodel import Field, Session, SQLModel, select
 
+from registry.knowledge_markdown import render_markdown, render_plain_text
 from registry.types import JSONType, UTCDateTime, utcnow
 
-ArticleStatus = Literal["draft", "published"]
-STATUSES: tuple[str, ...] = ("draft", "published")
+__all__ = ["render_markdown", "render_plain_text"]  # kept here for the callers that read articles
+
+ArticleStatus = Literal["draft", "published", "archived"]
+STATUSES: tuple[str, ...] = ("draft", "published", "archived")
+# Who may publish a draft carried forward from a resolution: a second person who reviews it.
+REVIEWER_ROLES = frozenset({"lead", "process_owner", "admin"})
 
 
 class Article(SQLModel, table=True):
@@ -35,6 +37,9 @@ class Article(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    published_by: str | None = Field(default=None, max_length=320)
+    # For drafts carried forward from a resolution: what kinds of personal data were removed, and how many.
+    redactions: dict | None = Field(default=None, sa_type=JSONType)
 
 
 class ArticleRevision(SQLModel, table=True):
@@ -51,12 +56,37 @@ class ArticleRevision(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class ArticleEvent(SQLModel, table=True):
+    """Who did what to an article and when: created, revised, published, unpublished, archived, reopened, restored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
+    action: str = Field(max_length=20)
+    actor_email: str = Field(max_length=320)
+    version: int
+    note: str = Field(default="", max_length=500)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class ArticleNotFound(LookupError):
     """No article has the given id."""
 
 
 class ArticleConflict(ValueError):
     """The article changed since the editor loaded it."""
+
+
+class ArticleRefused(ValueError):
+    """The change is not allowed for this article or this person; the message says why and what to do."""
+
+
+def record_event(*, session: Session, article: Article, action: str, by: str, note: str = "") -> ArticleEvent:
+    """Add one line to the article's history of staff changes."""
+    event = ArticleEvent(article_id=article.id, action=action, actor_email=by or "", version=article.version,
+                         note=note[:500])
+    session.add(event)
+    session.flush()
+    return event
 
 
 class ArticleHit(BaseModel):
@@ -95,11 +125,12 @@ def create_article(
     category: str | None = None,
     tags: list[str] | tuple[str, ...] = (),
     source_concern_id: str | None = None,
+    redactions: dict | None = None,
 ) -> Article:
     """Write a new draft article and its first revision."""
     article = Article(
         title=_clean(title).strip(), body=_clean(body), owner_email=owner_email, category=category,
-        tags=_tag_list(tags), source_concern_id=source_concern_id,
+        tags=_tag_list(tags), source_concern_id=source_concern_id, redactions=redactions,
     )
     if not article.title:
         raise ValueError("an article needs a title")
@@ -107,7 +138,8 @@ def create_article(
     session.flush()
     session.add(ArticleRevision(article_id=article.id, version=1, title=article.title, body=article.body,
                                 edited_by=owner_email, created_at=article.created_at))
-    session.flush()
+    record_event(session=session, article=article, action="created", by=owner_email,
+                 note=f"carried forward from {source_concern_id}" if source_concern_id else "")
     return article
 
 
@@ -133,9 +165,13 @@ def update_article(
     category: str | None = None,
     tags: list[str] | tuple[str, ...] | None = None,
     expected_version: int | None = None,
+    action: str = "revised",
+    note: str = "",
 ) -> Article:
     """Change an article, bump its version and keep the new text as a revision; a published article stays live."""
     article = _existing(session, article_id)
+    if article.status == "archived":
+        raise ArticleRefused("the article is archived; reopen it as a draft to change it")
     if expected_version is not None and article.version != expected_version:
         raise ArticleConflict(
             f"article {article_id} is at version {article.version}, not {expected_version}: someone else edited it"
@@ -156,17 +192,51 @@ def update_article(
     session.add(ArticleRevision(article_id=article.id, version=article.version, title=article.title,
                                 body=article.body, edited_by=edited_by, created_at=article.updated_at))
     session.flush()
+    record_event(session=session, article=article, action=action, by=edited_by, note=note)
     return article
 
 
-def publish_article(*, session: Session, article_id: int) -> Article:
-    """Make an article visible to customers and to the e-level; publishing twice keeps the first date."""
+def current_editor(*, session: Session, article: Article) -> str:
+    """Who wrote the article's current text."""
+    revision = session.exec(select(ArticleRevision).where(
+        ArticleRevision.article_id == article.id, ArticleRevision.version == article.version)).first()
+    return revision.edited_by if revision else article.owner_email
+
+
+def publish_refusal(*, session: Session, article: Article, by: str | None, role: str | None) -> str | None:
+    """Why `by` may not publish `article`, or None: a draft carried forward from a resolution needs a second person."""
+    if article.status == "archived":
+        return "the article is archived; reopen it as a draft first"
+    if article.source_concern_id is None:
+        return None
+    if role not in REVIEWER_ROLES:
+        return "a draft carried forward from a resolution is published by a lead or process owner after review"
+    who = (by or "").lower()
+    if who and who == (article.owner_email or "").lower():
+        return "you resolved the concern this draft comes from; another lead or process owner reviews and publishes it"
+    if who and who == current_editor(session=session, article=article).lower():
+        return "you wrote the current text; another lead or process owner reviews and publishes it"
+    return None
+
+
+def publish_article(*, session: Session, article_id: int, by: str | None = None, role: str | None = None) -> Article:
+    """Make an article visible to customers and to the e-level; publishing twice keeps the first date.
+
+    A draft carried forward from a resolution is published only by a reviewer (`REVIEWER_ROLES`) who neither
+    resolved its concern nor wrote its current text."""
     article = _existing(session, article_id)
-    if article.status != "published":
-        article.status = "published"
-        article.published_at = utcnow()
-        session.add(article)
-        session.flush()
+    if article.status == "published":
+        return article
+    reason = publish_refusal(session=session, article=article, by=by, role=role)
+    if reason:
+        raise ArticleRefused(reason)
+    article.status = "published"
+    article.published_at = article.published_at or utcnow()
+    article.published_by = by
+    session.add(article)
+    session.flush()
+    record_event(session=session, article=article, action="published", by=by or "",
+                 note="reviewed by a second person" if article.source_concern_id else "")
     return article
 
 
@@ -321,80 +391,3 @@ def search_articles(
     ]
     hits.sort(key=lambda hit: -hit.score)  # stable, so the database's rank orders equal scores
     return hits[:limit]
-
-
-# Markdown. Raw HTML in articles is shown as text, and nh3 sanitises the output as a second wall.
-
-_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
-_ALLOWED_TAGS = {
-    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "s", "code", "pre",
-    "blockquote", "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr", "th", "td",
-}
-_ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"style"},
-}
-
-
-def render_markdown(source: str) -> str:
-    """An article's Markdown as HTML that is safe to show: no scripts, handlers or javascript: links."""
-    return nh3.clean(
-        _MARKDOWN.render(source or ""),
-        tags=_ALLOWED_TAGS,
-        attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        filter_style_properties={"text-align"},
-        link_rel="noopener noreferrer nofollow",
-    )
-
-
-def _inline_text(children: list[Token] | None) -> str:
-    parts: list[str] = []
-    links: list[tuple[str, int]] = []
-    for child in children or []:
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append("\n")
-        elif child.type == "image":
-            parts.append(child.content or str(child.attrs.get("alt", "")))
-        elif child.type == "link_open":
-            links.append((str(child.attrs.get("href", "")), len(parts)))
-        elif child.type == "link_close" and links:
-            href, start = links.pop()
-            label = "".join(parts[start:])
-            parts[start:] = [label if href in ("", label, f"mailto:{label}") else f"{label} ({href})"]
-    return "".join(parts)
-
-
-def render_plain_text(source: str) -> str:
-    """An article's Markdown as readable plain text for e-mail: lists keep bullets, links show their address."""
-    out: list[str] = []
-    lists: list[list[Any]] = []
-    for token in _MARKDOWN.parse(source or ""):
-        kind = token.type
-        if kind in ("bullet_list_open", "ordered_list_open"):
-            lists.append([kind == "ordered_list_open", int(token.attrs.get("start", 1) or 1)])
-        elif kind in ("bullet_list_close", "ordered_list_close"):
-            lists.pop()
-            if not lists:
-                out.append("\n")
-        elif kind == "list_item_open":
-            ordered, number = lists[-1]
-            out.append("  " * (len(lists) - 1) + (f"{number}. " if ordered else "- "))
-            lists[-1][1] += 1
-        elif kind == "inline":
-            out.append(_inline_text(token.children))
-        elif kind in ("paragraph_close", "heading_close"):
-            out.append("\n" if token.hidden else "\n\n")
-        elif kind in ("fence", "code_block"):
-            out.append("".join(f"    {line}\n" for line in token.content.rstrip("\n").split("\n")) + "\n")
-        elif kind == "hr":
-            out.append("----\n\n")
-        elif kind in ("th_close", "td_close"):
-            out.append(" | ")
-        elif kind == "tr_close":
-            out.append("\n")
-        elif kind == "table_close":
-            out.append("\n")
-    lines = [line.rstrip(" |").rstrip() for line in "".join(out).split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

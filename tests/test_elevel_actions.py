@@ -17,6 +17,7 @@ from activities.elevel.password_reset import (
     ResetTokenExpired,
     ResetTokenInvalid,
     make_reset_token,
+    reset_link_for,
     verify_reset_token,
 )
 from registry.db import Sessions
@@ -106,21 +107,21 @@ async def test_drafts_never_answer_customers_but_their_edits_do_once_published(s
     assert "warranty claims in 2 days" in result.message
 
 
-async def test_a_reset_link_is_sent_and_its_token_names_the_customer(sessions, settings):
+async def test_the_reset_action_says_a_link_is_sent_and_when_it_expires_but_carries_no_link(sessions, settings):
     customer_id = _customer(sessions)
     request = _request("password_reset", "Can't log in", customer_id=customer_id, customer_email="old@example.com")
-    result = await _run("password_reset", request, sessions, settings, reset_token_max_age=1800)
+    result = await _run("password_reset", request, sessions, settings)
     assert isinstance(result, AutomationResult) and result.outcome == "sent"
-    assert result.message.startswith("Hello Ann,") and "valid for 30 minutes and usable once" in result.message
-    token = re.search(re.escape(BASE_URL) + r"/portal/reset/([\w.-]+)", result.message).group(1)
-    assert verify_reset_token(token, settings=settings, max_age=1800, sessions=sessions) == "ann@example.com"
+    assert re.fullmatch(r"Sent a password-reset link \(valid until \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", result.message)
+    # The action's result is stored in the workflow history, which SREs and auditors read.
+    assert "/portal/reset/" not in result.model_dump_json()
 
 
-async def test_a_reset_link_works_once(sessions, settings):
+async def test_the_mailed_reset_link_names_the_customer_and_works_once(sessions, settings):
     customer_id = _customer(sessions, password_hash="$argon2id$old")
-    result = await _run("password_reset", _request("password_reset", "Reset", customer_id=customer_id),
-                        sessions, settings)
-    token = result.message.split("/portal/reset/")[1].split()[0]
+    with sessions.begin() as session:
+        link = reset_link_for(session.get(Customer, customer_id), settings=settings)
+    token = re.fullmatch(re.escape(BASE_URL) + r"/portal/reset/([\w.-]+)", link).group(1)
     assert verify_reset_token(token, settings=settings, sessions=sessions) == "ann@example.com"
     with sessions.begin() as session:
         session.get(Customer, customer_id).password_hash = "$argon2id$new"

@@ -73,7 +73,7 @@ def test_unknown_articles_and_bad_input_are_refused_clearly(sessions):
         with pytest.raises(ValueError, match="needs a title"):
             create_article(session=session, title="  ", body="x", owner_email="x@desk.example")
         with pytest.raises(ValueError, match="unknown article status"):
-            list_articles(session=session, status="archived")
+            list_articles(session=session, status="retired")
 
 
 @pytest.mark.parametrize(
@@ -171,7 +171,7 @@ def test_migration_matches_the_models_and_downgrades(database_url):
         command.downgrade(config, "knowledge@-1")
         assert "0100" not in current_heads(database_url)
         command.upgrade(config, "heads")
-        assert "0100" in current_heads(database_url)
+        assert "0620" in current_heads(database_url)  # the review revision depends on the knowledge branch
         sessions = Sessions(engine)
         load_corpus(sessions)
         assert _search(sessions, "refund")[0].title == "Request a refund"

@@ -32,6 +32,8 @@ CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
 CUSTOMER_EDITORS = AGENTS
 CUSTOMERS = frozenset({CUSTOMER})
 KB_WRITERS = frozenset({"agent", "lead", "process_owner", "admin"})
+# Take articles out of circulation and back; publishing a carried-forward draft is checked again in the store.
+KB_CURATORS = frozenset({"lead", "process_owner", "admin"})
 
 # "METHOD /path" with every path parameter written `{}`, so renaming a parameter keeps its rule.
 RULES: dict[str, frozenset[str]] = {
@@ -103,13 +105,20 @@ RULES: dict[str, frozenset[str]] = {
     "POST /api/customers/{}/merge": CUSTOMER_EDITORS,
     "POST /api/customers/{}/calls": CUSTOMER_EDITORS,
     "GET /api/reports/deflection": REPORT_READERS,
-    # knowledge articles: staff read, agents and process owners write and publish
+    # knowledge articles: staff read, agents and process owners write and publish (a draft carried forward
+    # from a resolution only by a second person, a lead or process owner), curators unpublish and archive
     "GET /kb/articles": DESK_READERS,
     "GET /kb/articles/new": KB_WRITERS,
     "POST /kb/articles": KB_WRITERS,
     "GET /kb/articles/{}": DESK_READERS,
     "POST /kb/articles/{}": KB_WRITERS,
     "POST /kb/articles/{}/publish": KB_WRITERS,
+    "POST /kb/articles/{}/unpublish": KB_CURATORS,
+    "POST /kb/articles/{}/archive": KB_CURATORS,
+    "POST /kb/articles/{}/reopen": KB_CURATORS,
+    "GET /kb/articles/{}/revisions/{}": DESK_READERS,
+    "POST /kb/articles/{}/revisions/{}/restore": KB_WRITERS,
+    "GET /kb/articles/{}/compare": DESK_READERS,
 }
 
 # Where an anonymous visitor of a page is sent to sign in: customers' pages go to the portal.

@@ -191,7 +191,8 @@ async def open_concern(request: Request, sessions: SessionsDep, settings: Settin
         concern = await intake.open(
             email=customer.email, phone=None if customer.email else customer.phone, name=customer.name,
             subject=values["subject"], body=values["body"], channel="web", category=values["category"] or None,
-            idempotency_key=f"portal:{customer.id}:{token}" if token else None, meta={"attachments": stored})
+            idempotency_key=f"portal:{customer.id}:{token}" if token else None,
+            meta={"attachments": stored, "signed_in": True})
     except IntakeError as err:
         _discard(sessions, stored)
         with sessions.begin() as session:

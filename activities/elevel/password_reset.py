@@ -1,17 +1,24 @@
-"""The `password_reset` action: e-mail the customer a signed, expiring link to choose a new password."""
+"""The `password_reset` action: e-mail the customer a signed, expiring link to choose a new password.
+
+The link is a credential, so it never enters the workflow: the action reports that a link is to be sent
+(the timeline says so, with its expiry), and the mail activity signs the link into the customer's mail
+when it renders it into the outbox, which staff pages and the API never show.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlmodel import select
 
 from activities.elevel.base import Automation, AutomationContext, AutomationRequest, AutomationResult, register
 from registry.db import Sessions
-from registry.models import Customer
+from registry.models import Customer, Interaction
 from registry.settings import Settings
+from registry.types import utcnow
 
 RESET_SALT = "password-reset"
 DEFAULT_RESET_MAX_AGE = 3600
@@ -43,6 +50,11 @@ def make_reset_token(email: str, *, settings: Settings, password_hash: str | Non
     return _serializer(settings).dumps({"email": email, "fp": _fingerprint(password_hash)})
 
 
+def valid_until(issued_at: datetime, max_age: int = DEFAULT_RESET_MAX_AGE) -> str:
+    """When a link issued at `issued_at` stops working, as staff and customers read it."""
+    return (issued_at + timedelta(seconds=max_age)).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def reset_link(token: str, *, settings: Settings) -> str:
     """The portal page where the customer uses the token."""
     return f"{settings.base_url.rstrip('/')}/portal/reset/{token}"
@@ -69,17 +81,22 @@ def verify_reset_token(
     return email
 
 
+def reset_link_for(customer: Customer, *, settings: Settings) -> str:
+    """A fresh link for `customer`, bound to their current password; the mail activity signs it at rendering."""
+    token = make_reset_token(customer.email or "", settings=settings, password_hash=customer.password_hash)
+    return reset_link(token, settings=settings)
+
+
 def _customer(sessions: Sessions, customer_id: int) -> Customer | None:
     with sessions.begin() as session:
         return session.get(Customer, customer_id)
 
 
-def _validity(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        hours = seconds // 3600
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    minutes = max(1, seconds // 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+def _opened_signed_in(sessions: Sessions, concern_id: str) -> bool:
+    with sessions.begin() as session:
+        first = session.exec(select(Interaction).where(Interaction.concern_id == concern_id)
+                             .order_by(Interaction.id)).first()
+        return bool(first is not None and (first.meta or {}).get("signed_in"))
 
 
 @register
@@ -89,19 +106,14 @@ class PasswordReset(Automation):
     name = "password_reset"
 
     async def run(self, request: AutomationRequest, ctx: AutomationContext) -> AutomationResult:
-        """`sent` with the link in the message, or `no_email` when there is nowhere to send it."""
+        """`sent` (the mail template carries the link), `not_eligible` for a signed-in customer, or `no_email`."""
+        if await asyncio.to_thread(_opened_signed_in, ctx.sessions, request.concern_id):
+            # Whoever wrote while signed in already has the account; a link would not help them, so a person looks.
+            return AutomationResult(outcome="not_eligible",
+                                    detail="the customer wrote while signed in to the portal; no reset link sent")
         customer = await asyncio.to_thread(_customer, ctx.sessions, request.customer_id)
         email = (customer.email if customer is not None else None) or request.customer_email
         if not email:
             return AutomationResult(outcome="no_email", detail="the customer has no e-mail address for a reset link")
-        max_age = int(ctx.options.get("reset_token_max_age", DEFAULT_RESET_MAX_AGE))
-        password_hash = customer.password_hash if customer is not None else None
-        token = make_reset_token(email, settings=ctx.settings, password_hash=password_hash)
-        name = (customer.name if customer is not None and customer.name else request.customer_name) or "there"
-        message = (
-            f"Hello {name},\n\n"
-            f"You can choose a new password with this link, valid for {_validity(max_age)} and usable once:\n"
-            f"{reset_link(token, settings=ctx.settings)}\n\n"
-            "If you did not ask for a new password, ignore this message: your password stays as it is."
-        )
+        message = f"Sent a password-reset link (valid until {valid_until(utcnow())})"
         return AutomationResult(outcome="sent", message=message, detail=f"reset link sent to {email}")
