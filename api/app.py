@@ -8,6 +8,7 @@ import anyio.to_thread
 
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import concerns, customers, health, metrics, reports
 from api.catalog import Catalog
@@ -44,8 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.client = None
     app.add_middleware(
         SessionMiddleware, secret_key=settings.signing_key, session_cookie="ccr_session", same_site="lax",
-        https_only=settings.base_url.startswith("https://"), max_age=12 * 3600,
+        https_only=settings.base_url.startswith("https://"),
+        max_age=int(settings.session_limits[0].total_seconds()),
     )
+    if settings.proxies:
+        # Outermost, so every part of the app sees the client's address the proxy reports. Only these
+        # proxies are believed: anyone else's X-Forwarded-For is ignored, so a client cannot pick its address.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxies)
     app.state.metrics = metrics.Metrics(app)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, compile_path
 
-from api.deps import Principal, load_principal
+from api.deps import Principal, load_caller
 from web.templating import templates
 
 ANONYMOUS = "anonymous"
@@ -213,11 +213,9 @@ class AccessMiddleware:
             response = None if key is None or key in RULES else _refuse(key, 403, is_page)
         else:
             request = Request(scope)
-            principal, bad_token = await run_in_threadpool(
-                load_principal, app.state.sessions, request.headers.get("authorization", ""),
-                dict(scope.get("session") or {}))
-            state["principal"] = principal
-            response = self._decide(request, key, is_page, principal, bad_token)
+            caller = await run_in_threadpool(load_caller, app.state.sessions, app.state.settings, request)
+            state["principal"] = caller.principal
+            response = self._decide(request, key, is_page, caller)
         if response is not None:
             await response(scope, receive, send)
             return
@@ -230,10 +228,11 @@ class AccessMiddleware:
 
         await self.app(scope, receive, timed_send)
 
-    def _decide(self, request: Request, key: str, is_page: bool, principal, bad_token: bool):
-        if bad_token:
-            return JSONResponse({"detail": "the API token is unknown or revoked"}, 401,
-                                headers={"WWW-Authenticate": "Bearer"})
+    def _decide(self, request: Request, key: str, is_page: bool, caller):
+        if caller.refusal:  # an unknown token, or too many of them from this address
+            status, detail, headers = caller.refusal
+            return JSONResponse({"detail": detail}, status, headers=headers)
+        principal = caller.principal
         allowed = RULES.get(key)
         if allowed is None:
             return _refuse(key, 403, is_page)
