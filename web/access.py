@@ -26,6 +26,9 @@ AGENTS = frozenset({"agent", "lead", "admin"})
 # Pages are for people: integrations hold API tokens only.
 DESK_READERS = STAFF - {"integration"}
 API_CALLERS = STAFF | {CUSTOMER}
+# Who may write as a customer (open a concern, post a message): the customer, agents, leads, admins and
+# integrations; process owners, SREs and auditors only read.
+ON_BEHALF = AGENTS | {"integration", CUSTOMER}
 HISTORY_READERS = frozenset({"sre", "admin", "auditor"})
 REPORT_READERS = frozenset({"auditor", "admin", "lead", "process_owner"})
 CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
@@ -90,11 +93,11 @@ RULES: dict[str, frozenset[str]] = {
     "POST /portal/concerns/{}/rating": CUSTOMERS,
     "GET /portal/attachments/{}": CUSTOMERS,
     # JSON API
-    "POST /api/concerns": API_CALLERS,
+    "POST /api/concerns": ON_BEHALF,
     "GET /api/concerns": API_CALLERS,
     "GET /api/concerns/{}": API_CALLERS,
     "POST /api/concerns/{}/actions": AGENTS,
-    "POST /api/concerns/{}/messages": API_CALLERS,
+    "POST /api/concerns/{}/messages": ON_BEHALF,
     "GET /api/concerns/{}/history": HISTORY_READERS,
     "GET /api/customers": CUSTOMER_VIEWERS,
     "POST /api/customers": CUSTOMER_EDITORS,
