@@ -102,10 +102,17 @@ async def test_a_customer_session_cannot_reach_agent_pages(desk):
     concern = await desk.intake.open(email="casey@example.com", name="Casey", subject="Mine", body="Hi",
                                      channel="web", category="workspace")
     customer = as_session(desk, customer_id=concern.customer_id)
-    for path in ("/queue", f"/concerns/{concern.id}", f"/concerns/{concern.id}/presence"):
+    for path in ("/queue", f"/concerns/{concern.id}", f"/concerns/{concern.id}/presence", "/customers"):
         response = await desk.http.get(path, headers=customer)
         assert response.status_code == 403, path
-        assert "customer portal" in response.text
+        assert "This page is not available" in response.text and "customer portal" in response.text
+        # The desk's internal roles are not shown to customers.
+        assert not any(role in response.text for role in ("agent", "lead", "auditor", "process_owner")), path
+    api = await desk.http.get(f"/api/concerns/{concern.id}/history", headers=customer)
+    assert api.status_code == 403 and api.json() == {"detail": "this is not available in the customer portal"}
+    staff = make_staff(desk.sessions, "sre@access.test", "sre")
+    denied = await desk.http.get("/customers", headers=as_session(desk, user_id=staff["id"]))
+    assert denied.status_code == 403 and "it needs one of: admin, agent, auditor, lead" in denied.text
     response = await desk.http.post(f"/concerns/{concern.id}/actions/claim", headers=customer)
     assert response.status_code == 403
     with desk.sessions.begin() as session:

@@ -264,9 +264,12 @@ def _local(url: str) -> str:
 
 
 def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
-    """A 403 (JSON for the API, a page for people) saying what the route needs."""
+    """A 403 (JSON for the API, a page for people): staff read what the route needs, customers only that it
+    is not for them (the desk's roles are none of their business)."""
     if key not in RULES:
         detail = f"no access rule for {key}: add one to RULES in web/access.py"
+    elif role == CUSTOMER:
+        detail = "this is not available in the customer portal"
     else:
         needed = ", ".join(sorted(RULES[key]))
         detail = f"this is not open to {role or 'you'}; it needs one of: {needed}"
@@ -274,4 +277,3 @@ def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
         return JSONResponse({"detail": detail}, status)
     page = templates.get_template("errors/denied.html").render(detail=detail, role=role)
     return HTMLResponse(page, status, headers={"Vary": "HX-Request"})
-
