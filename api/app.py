@@ -6,11 +6,12 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import concerns, customers, health, metrics, reports
+from api.bad_input import StorableJson, bounded_integers
 from api.catalog import Catalog
 from registry.db import Sessions, make_engine
 from registry.settings import Settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Every customer concern runs as one durable workflow that follows its SOP.",
         lifespan=lifespan,
+        dependencies=[Depends(bounded_integers)],
     )
     app.state.settings = settings
     app.state.client = None
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Outermost, so every part of the app sees the client's address the proxy reports. Only these
         # proxies are believed: anyone else's X-Forwarded-For is ignored, so a client cannot pick its address.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxies)
+    app.add_middleware(StorableJson)
     app.state.metrics = metrics.Metrics(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
