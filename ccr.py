@@ -142,6 +142,13 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
         proc.wait()
 
 
+def web_server_options(settings) -> dict:
+    """How uvicorn serves the web app, for `ccr up` and `ccr web` alike."""
+    # uvicorn's own proxy handling would believe X-Forwarded-For from loopback, so any local client could pick
+    # its address; the app believes it only from CCR_TRUSTED_PROXIES (see api.app).
+    return {"host": settings.http_host, "port": settings.http_port, "proxy_headers": False}
+
+
 async def serve_all(settings, *, smtp: bool, seed: bool, on_ready=None) -> None:
     """Worker, web app and SMTP listener in this process until SIGINT or SIGTERM."""
     import uvicorn
@@ -163,7 +170,7 @@ async def serve_all(settings, *, smtp: bool, seed: bool, on_ready=None) -> None:
         def capture_signals(self):  # this process handles signals itself, for every part at once
             yield
 
-    server = Server(uvicorn.Config(site, host=settings.http_host, port=settings.http_port, log_level="warning"))
+    server = Server(uvicorn.Config(site, **web_server_options(settings), log_level="warning"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -295,14 +302,13 @@ def web(
     ensure_port_free(settings.http_host, settings.http_port, "web app", "--port")
     migrate(settings)
     if workers == 1:
-        uvicorn.run(create_site(settings), host=settings.http_host, port=settings.http_port, proxy_headers=True)
+        uvicorn.run(create_site(settings), **web_server_options(settings))
         return
     # Each worker process builds the app from the environment; the shared secret keeps sessions valid in all.
     os.environ["CCR_SECRET_KEY"] = settings.signing_key
     os.environ.update(CCR_DATA_DIR=str(settings.data_dir), CCR_HTTP_HOST=settings.http_host,
                       CCR_HTTP_PORT=str(settings.http_port))
-    uvicorn.run("web.app:create_site", factory=True, host=settings.http_host, port=settings.http_port,
-                proxy_headers=True, workers=workers)
+    uvicorn.run("web.app:create_site", factory=True, **web_server_options(settings), workers=workers)
 
 
 @app.command()

@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import concerns, customers, health, metrics, reports
+from api.bad_input import StorableJson, bounded_integers
 from api.catalog import Catalog
 from api.handover import Handover, HandoverSweeper
 from registry.db import Sessions, make_engine
@@ -46,14 +48,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Every customer concern runs as one durable workflow that follows its SOP.",
         lifespan=lifespan,
+        dependencies=[Depends(bounded_integers)],
     )
     app.state.settings = settings
     app.state.client = None
     app.state.sweeper = None
     app.add_middleware(
         SessionMiddleware, secret_key=settings.signing_key, session_cookie="ccr_session", same_site="lax",
-        https_only=settings.base_url.startswith("https://"), max_age=12 * 3600,
+        https_only=settings.base_url.startswith("https://"),
+        max_age=int(settings.session_limits[0].total_seconds()),
     )
+    if settings.proxies:
+        # Outermost, so every part of the app sees the client's address the proxy reports. Only these
+        # proxies are believed: anyone else's X-Forwarded-For is ignored, so a client cannot pick its address.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxies)
+    app.add_middleware(StorableJson)
     app.state.metrics = metrics.Metrics(app)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -36,10 +36,21 @@ from workflows.payloads import AgentAction
 router = APIRouter(prefix="/api/concerns", tags=["concerns"])
 
 STAFF = ("agent", "lead", "admin", "process_owner", "sre", "auditor", "integration")
+# Who may write as a customer: the customer, and staff who work with customers (or an integration that
+# relays them); process owners, SREs and auditors read only.
+ON_BEHALF = ("agent", "lead", "admin", "integration")
 Staff = Annotated[Principal, require(*STAFF)]
 StaffOrCustomer = Annotated[Principal, require(*STAFF, "customer")]
+CustomerOrOnBehalf = Annotated[Principal, require(*ON_BEHALF, "customer")]
 Agent = Annotated[Principal, require("agent", "lead", "admin")]
 Sre = Annotated[Principal, require("sre", "admin", "auditor")]
+
+
+def posted_by(principal: Principal) -> dict | None:
+    """What a customer's words written by staff or an integration record about who wrote them."""
+    if principal.kind == "customer":
+        return None
+    return {"posted_by": principal.name, "posted_by_id": principal.id, "posted_by_role": principal.role}
 
 
 def _intake_error(err: IntakeError) -> HTTPException:
@@ -68,7 +79,7 @@ def concern_public(session: Session, concern: Concern, *, internal: bool = True)
     202: {"model": ConcernCreated, "description": "stored; its workflow starts as soon as Temporal answers"},
     503: {"description": "nothing was stored (the registry is unreachable, or no SOP is published)"}})
 async def open_concern(
-    request: Request, body: ConcernCreate, intake: IntakeDep, principal: StaffOrCustomer, response: Response,
+    request: Request, body: ConcernCreate, intake: IntakeDep, principal: CustomerOrOnBehalf, response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ConcernCreated:
     """Open a concern; the same `Idempotency-Key` always answers with the same concern (202 while Temporal is down)."""
@@ -79,7 +90,7 @@ async def open_concern(
     try:
         concern = await intake.open(email=email, phone=phone, name=name, subject=body.subject, body=body.body,
                                     channel=body.channel, priority=body.priority, category=body.category,
-                                    idempotency_key=key)
+                                    idempotency_key=key, meta=posted_by(principal))
     except IntakeError as err:
         raise _intake_error(err) from err
     except SQLAlchemyError as err:
@@ -190,7 +201,7 @@ async def perform(client, workflow_id: str, action: AgentAction):
 
 @router.post("/{concern_id}/messages", status_code=202, response_model=MessageAccepted)
 async def post_message(
-    concern_id: str, body: MessageIn, session: DbSession, intake: IntakeDep, principal: StaffOrCustomer,
+    concern_id: str, body: MessageIn, session: DbSession, intake: IntakeDep, principal: CustomerOrOnBehalf,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> MessageAccepted:
     """Add a customer's message (portal, e-mail and integrations use this path); it may reopen the concern."""
@@ -201,7 +212,7 @@ async def post_message(
     try:
         row, reopened = await intake.message(concern_id=concern.id, text=body.text, channel=body.channel,
                                              author=customer.name or customer.email or "customer",
-                                             intent=body.intent, source_key=key)
+                                             intent=body.intent, source_key=key, meta=posted_by(principal))
     except IntakeError as err:
         raise _intake_error(err) from err
     delivered = not await run_in_threadpool(intake.is_pending, concern.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -14,9 +15,12 @@ from temporalio.client import Client
 from api.catalog import Catalog
 from api.intake import Intake
 from api.security import user_for_token
+from api.throttles import UNKNOWN_TOKENS, client_address
+from registry.access import Refused, count, live_session, touch_session, uncount
 from registry.db import Sessions
 from registry.models import Customer, User
 from registry.settings import Settings
+from registry.types import utcnow
 from workflows.client import TemporalUnreachable, make_client
 from workflows.payloads import AgentRef
 
@@ -89,41 +93,75 @@ async def get_intake(request: Request, sessions: SessionsDep, settings: Settings
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 
+@dataclass
+class Caller:
+    """Who is calling, or why the request is refused before it reaches a route (status, detail, headers)."""
+
+    principal: Principal | None
+    refusal: tuple[int, str, dict] | None = None
+
+    def http_error(self) -> HTTPException:
+        status, detail, headers = self.refusal
+        return HTTPException(status, detail, headers=headers)
+
+
 async def get_principal(request: Request, sessions: SessionsDep) -> Principal | None:
-    """The caller from a bearer token or the signed session cookie, or None."""
+    """The caller from a bearer token or the sign-in session, or None."""
     resolved = request.scope.get("state") or {}
     if "principal" in resolved:  # the site's access middleware resolved it once for this request
         return resolved["principal"]
-    data = dict(request.session) if "session" in request.scope else {}
-    principal, bad_token = await run_in_threadpool(load_principal, sessions, request.headers.get("authorization", ""),
-                                                   data)
-    if bad_token:
-        raise HTTPException(401, "the API token is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
-    return principal
+    caller = await run_in_threadpool(load_caller, sessions, request.app.state.settings, request)
+    if caller.refusal:
+        raise caller.http_error()
+    return caller.principal
 
 
 _USERS = User.__table__
 _SIGNED_IN_USER = select(_USERS.c.id, _USERS.c.name, _USERS.c.email, _USERS.c.role, _USERS.c.level, _USERS.c.skills,
                          _USERS.c.active, _USERS.c.session_epoch).where(_USERS.c.id == bindparam("id"))
+# A session's idle time restarts at most this often: a page polled every few seconds is not a write each time.
+TOUCH_EVERY = timedelta(seconds=60)
 
 
-def load_principal(sessions: Sessions, authorization: str, session_data: dict) -> tuple[Principal | None, bool]:
-    """The caller from a bearer token or the session, and whether a bearer token was given but is not valid."""
+def load_caller(sessions: Sessions, settings: Settings, request: Request) -> Caller:
+    """The caller from a bearer token or the sign-in session (the cookie holds only the session's id)."""
+    authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
-        with sessions.begin() as session:  # notes when the token was last used
-            user = user_for_token(session=session, token=authorization[7:].strip())
-            return (Principal.of_user(user), False) if user else (None, True)
+        return _token_caller(sessions, authorization[7:].strip(), client_address(request))
+    session_id = (request.scope.get("session") or {}).get("sid")
+    if not session_id:
+        return Caller(None)
+    lifetime, idle = settings.session_limits
+    principal = None
     with sessions.read() as session:
-        if session_data.get("user_id"):
+        row = live_session(session=session, session_id=str(session_id), lifetime=lifetime, idle=idle)
+        if row is not None and row.user_id is not None:
             # Every page asks this; plain columns by primary key, without loading an ORM object.
-            user = session.connection().execute(_SIGNED_IN_USER, {"id": session_data["user_id"]}).first()
-            if user is not None and user.active and user.session_epoch == session_data.get("epoch", 0):
-                return Principal.of_user(user), False
-        if session_data.get("customer_id"):
-            customer = session.get(Customer, session_data["customer_id"])
-            if customer is not None and customer.session_epoch == session_data.get("epoch", 0):
-                return Principal.of_customer(customer), False
-    return None, False
+            user = session.connection().execute(_SIGNED_IN_USER, {"id": row.user_id}).first()
+            if user is not None and user.active and user.session_epoch == row.epoch:
+                principal = Principal.of_user(user)
+        elif row is not None and row.customer_id is not None:
+            customer = session.get(Customer, row.customer_id)
+            if customer is not None and customer.session_epoch == row.epoch:
+                principal = Principal.of_customer(customer)
+    if principal is not None and utcnow() - row.seen_at > min(TOUCH_EVERY, idle / 2):
+        with sessions.begin() as session:
+            touch_session(session=session, session_id=str(session_id))
+    return Caller(principal)
+
+
+def _token_caller(sessions: Sessions, token: str, address: str) -> Caller:
+    # Counted before the token is looked up and in the same transaction, so parallel guesses from one address
+    # get no more lookups than the limit; a known token gives its attempt back.
+    with sessions.begin() as session:
+        verdict = count(session=session, limit=UNKNOWN_TOKENS, value=address)
+        if isinstance(verdict, Refused):
+            return Caller(None, (429, verdict.message(), {"Retry-After": str(verdict.retry_after)}))
+        user = user_for_token(session=session, token=token)
+        if user is None:
+            return Caller(None, (401, "the API token is unknown or revoked", {"WWW-Authenticate": "Bearer"}))
+        uncount(session=session, limit=UNKNOWN_TOKENS, value=address)
+        return Caller(Principal.of_user(user))
 
 
 def require(*roles: str):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sops.schema import parse_duration
 
 
 class Settings(BaseSettings):
@@ -41,6 +44,11 @@ class Settings(BaseSettings):
     smtp_port: int = 2525
 
     secret_key: SecretStr | None = None
+    session_lifetime: str = Field(default="12h", description="how long a sign-in lasts at most, however busy")
+    session_idle: str = Field(default="2h", description="how long a sign-in lasts without a request")
+    trusted_proxies: str = Field(
+        default="", description="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+                                "and X-Forwarded-Proto are believed; none by default")
     public_url: str | None = None
     support_address: str = "support@ccr.localhost"
 
@@ -56,6 +64,23 @@ class Settings(BaseSettings):
     relay_starttls: bool = False
 
     workflow_id_prefix: str = Field(default="concern-", description="prefix of every concern workflow id")
+
+    @field_validator("session_lifetime", "session_idle")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        parse_duration(value)  # a readable ValueError at start-up rather than at the first sign-in
+        return value
+
+    @property
+    def session_limits(self) -> tuple[timedelta, timedelta]:
+        """(absolute lifetime, idle time) of a sign-in session."""
+        return (timedelta(seconds=parse_duration(self.session_lifetime)),
+                timedelta(seconds=parse_duration(self.session_idle)))
+
+    @property
+    def proxies(self) -> list[str]:
+        """The trusted proxies, one address or network each."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def resolved_database_url(self) -> str:

@@ -30,6 +30,18 @@ class UTCDateTime(TypeDecorator):
 
 JSONType = JSON()
 
+# What an INTEGER or BIGINT column holds on SQLite and PostgreSQL alike.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def row_id(text: str | None) -> int | None:
+    """A row id typed into a form (digits within the 64-bit range), or None when it cannot be one."""
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= INT64_MAX else None
+
 
 def utcnow() -> datetime:
     """The current instant, timezone-aware."""

@@ -1,10 +1,10 @@
-"""The agent workspace's own records: failed sign-ins (for rate limiting) and who is looking at which concern."""
+"""The agent workspace's own records: who is looking at which concern (sign-in throttles are in `registry.access`)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Index, delete, func
+from sqlalchemy import Index, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -22,18 +22,6 @@ Index("ix_concern_queue_created", _concern.status, _concern.level, _concern.crea
 PRESENCE_KEPT = timedelta(hours=1)
 
 
-class LoginFailure(SQLModel, table=True):
-    """One failed staff sign-in; kept in the registry so every web process counts the same failures."""
-
-    __tablename__ = "login_failure"
-    __table_args__ = (Index("ix_login_failure_key", "email", "ip", "at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    email: str = Field(max_length=320)
-    ip: str = Field(max_length=64)
-    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
 class ConcernPresence(SQLModel, table=True):
     """The last moment a member of staff had a concern open, and the last moment they typed on it."""
 
@@ -44,30 +32,6 @@ class ConcernPresence(SQLModel, table=True):
     user_name: str = Field(default="", max_length=200)
     seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     typing_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-def recent_failures(*, session: Session, email: str, ip: str, window: timedelta) -> tuple[int, datetime | None]:
-    """How many sign-ins for (e-mail, address) failed within `window`, and when the oldest of them was."""
-    since = utcnow() - window
-    count, oldest = session.exec(
-        select(func.count(), func.min(LoginFailure.at))
-        .where(LoginFailure.email == email, LoginFailure.ip == ip, col(LoginFailure.at) >= since)
-    ).one()
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=since.tzinfo)  # aggregates bypass the column type on SQLite
-    return count, oldest
-
-
-def record_failure(*, session: Session, email: str, ip: str, window: timedelta) -> None:
-    """Remember a failed sign-in and forget failures too old to count, so the table stays small."""
-    now = utcnow()
-    session.exec(delete(LoginFailure).where(col(LoginFailure.at) < now - window))
-    session.add(LoginFailure(email=email, ip=ip, at=now))
-
-
-def clear_failures(*, session: Session, email: str, ip: str) -> None:
-    """A successful sign-in forgives the earlier failures of that (e-mail, address)."""
-    session.exec(delete(LoginFailure).where(LoginFailure.email == email, LoginFailure.ip == ip))
 
 
 def touch_presence(*, session: Session, concern_id: str, user_id: int, user_name: str, typing: bool = False) -> None:

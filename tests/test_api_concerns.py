@@ -7,7 +7,8 @@ import asyncio
 from sqlmodel import func, select
 
 from api.security import create_token, create_user
-from registry.models import Concern, Interaction
+from registry.models import Concern, Interaction, User
+from tests.web_support import as_session
 
 
 def _agent(desk, email, level, role="agent"):
@@ -154,3 +155,39 @@ async def test_worker_exports_temporal_sdk_metrics(tmp_path, temporal_server):
                     pass
                 await asyncio.sleep(0.1)
     assert response.status_code == 200 and "temporal_" in response.text
+
+
+ROLES = [("agent", 1), ("lead", 2), ("admin", None), ("integration", None), ("process_owner", None), ("sre", None),
+         ("auditor", None)]
+MAY_WRITE_FOR_CUSTOMERS = {"agent", "lead", "admin", "integration"}
+
+
+async def test_only_desk_staff_and_integrations_write_as_a_customer_and_the_message_names_them(desk):
+    opened = (await desk.http.post("/api/concerns", json=BODY, headers=desk.auth)).json()
+    await desk.wait_for(opened["id"], lambda c: c.step == "level1")
+    for role, level in ROLES:
+        headers = _agent(desk, f"{role}@roles.test", level, role=role)
+        new = await desk.http.post("/api/concerns", json={**BODY, "subject": f"By {role}"}, headers=headers)
+        message = await desk.http.post(f"/api/concerns/{opened['id']}/messages", json={"text": f"From {role}"},
+                                       headers=headers)
+        if role in MAY_WRITE_FOR_CUSTOMERS:
+            assert new.status_code == 201 and message.status_code == 202, (role, new.text, message.text)
+        else:
+            assert new.status_code == 403 and message.status_code == 403, role
+            assert "this is not open to" in message.json()["detail"]
+    with desk.sessions.begin() as session:
+        lead_id = session.exec(select(User.id).where(User.email == "lead@roles.test")).one()
+    timeline = (await desk.http.get(f"/api/concerns/{opened['id']}", headers=desk.auth)).json()["timeline"]
+    written = {t["body"]: t["meta"] for t in timeline if t["kind"] == "customer_message"}
+    assert set(written) == {BODY["body"]} | {f"From {r}" for r in MAY_WRITE_FOR_CUSTOMERS}
+    assert (written["From lead"]["posted_by"], written["From lead"]["posted_by_id"]) == ("Lead", lead_id)
+    for role in MAY_WRITE_FOR_CUSTOMERS:
+        assert written[f"From {role}"]["posted_by_role"] == role
+    assert written[BODY["body"]]["posted_by_role"] == "admin"  # the concern opened with the desk's admin token
+    with desk.sessions.begin() as session:
+        subjects = set(session.exec(select(Concern.subject)))
+    assert subjects == {BODY["subject"]} | {f"By {r}" for r in MAY_WRITE_FOR_CUSTOMERS}
+    # Agents see who wrote it on the concern page.
+    page = await desk.http.get(f"/concerns/{opened['id']}", headers=as_session(desk, user_id=lead_id))
+    assert "posted by Lead for the customer" in page.text
+

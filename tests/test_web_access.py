@@ -24,13 +24,15 @@ def _fill(path: str, concern_id: str, customer_id: int) -> str:
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: known.get(m.group(1), "1"), path)
 
 
-async def _callers(desk) -> dict[str, dict]:
-    """Request headers for each column of the matrix."""
-    callers = {ANONYMOUS: as_session(desk)}  # a visitor who loaded a form: a session with its CSRF token only
+def _callers(desk, customer_id: int) -> dict[str, object]:
+    """For each column of the matrix, a way to make the headers of its requests (signing out ends a session,
+    so the walk signs in again after it)."""
+    callers = {ANONYMOUS: lambda: as_session(desk)}  # a visitor who loaded a form: a session with a CSRF token only
     for role, level in STAFF_ROLES:
         person = make_staff(desk.sessions, f"{role}@matrix.test", role, level=level, token=role == "integration")
-        callers[role] = ({"Authorization": f"Bearer {person['token']}"} if role == "integration"
-                         else as_session(desk, user_id=person["id"]))
+        callers[role] = ((lambda bearer={"Authorization": f"Bearer {person['token']}"}: bearer)
+                         if role == "integration" else (lambda user_id=person["id"]: as_session(desk, user_id=user_id)))
+    callers[CUSTOMER] = lambda: as_session(desk, customer_id=customer_id)
     return callers
 
 
@@ -41,8 +43,8 @@ async def test_every_route_answers_every_role_as_the_matrix_says(desk):
     concern = await desk.intake.open(email="matrix@example.com", name="Matrix", subject="Matrix", body="Hi",
                                      channel="web", category="workspace")
     concern = await desk.wait_for(concern.id, lambda c: c.level == 1)
-    callers = await _callers(desk)
-    callers[CUSTOMER] = as_session(desk, customer_id=concern.customer_id)
+    make_headers = _callers(desk, concern.customer_id)
+    callers = {role: make() for role, make in make_headers.items()}
     checked = 0
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=desk.app), base_url="http://desk") as http:
         for kind, path, methods in app_routes(desk.app):
@@ -58,6 +60,8 @@ async def test_every_route_answers_every_role_as_the_matrix_says(desk):
                 for role, headers in callers.items():
                     http.cookies.clear()
                     response = await http.request(method, url, headers=headers, follow_redirects=False)
+                    if key in ("POST /logout", "POST /portal/logout"):
+                        callers[role] = make_headers[role]()
                     passed = "server-timing" in response.headers  # only requests the gate let through carry it
                     where = f"{method} {path} as {role}: {response.status_code} {response.text[:200]}"
                     if role in allowed:
@@ -77,7 +81,7 @@ async def test_every_route_answers_every_role_as_the_matrix_says(desk):
 
 async def test_a_route_without_a_rule_is_refused_to_everyone_and_named(desk):
     app = FastAPI()
-    app.state.sessions = desk.sessions
+    app.state.sessions, app.state.settings = desk.sessions, desk.settings
 
     @app.get("/forgotten")
     def forgotten() -> dict:
@@ -98,10 +102,17 @@ async def test_a_customer_session_cannot_reach_agent_pages(desk):
     concern = await desk.intake.open(email="casey@example.com", name="Casey", subject="Mine", body="Hi",
                                      channel="web", category="workspace")
     customer = as_session(desk, customer_id=concern.customer_id)
-    for path in ("/queue", f"/concerns/{concern.id}", f"/concerns/{concern.id}/presence"):
+    for path in ("/queue", f"/concerns/{concern.id}", f"/concerns/{concern.id}/presence", "/customers"):
         response = await desk.http.get(path, headers=customer)
         assert response.status_code == 403, path
-        assert "customer portal" in response.text
+        assert "This page is not available" in response.text and "customer portal" in response.text
+        # The desk's internal roles are not shown to customers.
+        assert not any(role in response.text for role in ("agent", "lead", "auditor", "process_owner")), path
+    api = await desk.http.get(f"/api/concerns/{concern.id}/history", headers=customer)
+    assert api.status_code == 403 and api.json() == {"detail": "this is not available in the customer portal"}
+    staff = make_staff(desk.sessions, "sre@access.test", "sre")
+    denied = await desk.http.get("/customers", headers=as_session(desk, user_id=staff["id"]))
+    assert denied.status_code == 403 and "it needs one of: admin, agent, auditor, lead" in denied.text
     response = await desk.http.post(f"/concerns/{concern.id}/actions/claim", headers=customer)
     assert response.status_code == 403
     with desk.sessions.begin() as session:

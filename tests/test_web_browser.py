@@ -6,7 +6,7 @@ import re
 
 from playwright.async_api import expect
 
-from tests.web_support import PASSWORD, make_staff, publish_workspace_sop, session_cookie
+from tests.web_support import PASSWORD, make_staff, publish_workspace_sop, signed_in_cookie
 
 REPLY = "We are replacing your router today; it will be back within the hour."
 RESOLUTION = "Replaced the router and checked the line: stable for 30 minutes."
@@ -82,8 +82,7 @@ async def test_l1_claims_replies_escalates_and_l2_resolves(desk, live_url, page,
     assert ("reply", REPLY) in sent and ("resolution", RESOLUTION) in sent
     customer = await browser.new_context()
     await customer.add_cookies([{"name": "ccr_session", "url": live_url,
-                                 "value": session_cookie(desk.settings.signing_key,
-                                                         {"customer_id": concern.customer_id})}])
+                                 "value": signed_in_cookie(desk, customer_id=concern.customer_id)}])
     portal = await customer.new_page()
     await portal.goto(f"{live_url}/portal/concerns/{concern.id}")
     await expect(portal.get_by_text(REPLY)).to_be_visible()

@@ -10,6 +10,7 @@ import secrets
 from itsdangerous import TimestampSigner
 
 from api.security import create_token, create_user
+from registry.access import open_session
 from registry.sop_store import publish
 from sops.schema import SopDefinition
 
@@ -54,10 +55,23 @@ def session_cookie(secret: str, data: dict) -> str:
     return TimestampSigner(secret).sign(payload).decode()
 
 
+def signed_in_cookie(desk, *, user_id: int | None = None, customer_id: int | None = None, epoch: int = 0,
+                     **data) -> str:
+    """A `ccr_session` cookie of a browser signed in as a member of staff or a customer (a session on the
+    server, as the sign-in forms open one), or of a visitor when neither is given; `data` is added to it."""
+    if user_id is not None or customer_id is not None:
+        lifetime, _ = desk.settings.session_limits
+        with desk.sessions.begin() as session:
+            data["sid"] = open_session(session=session, user_id=user_id, customer_id=customer_id, epoch=epoch,
+                                       lifetime=lifetime)
+    return session_cookie(desk.settings.signing_key, data)
+
+
 def as_session(desk, **data) -> dict:
-    """Headers of a request from a browser whose session holds `data` (plus a CSRF token, also in the header)."""
+    """Headers of a request from a browser signed in as `user_id` or `customer_id` (see `signed_in_cookie`),
+    plus a CSRF token, also in the header."""
     token = secrets.token_urlsafe(16)
-    cookie = session_cookie(desk.settings.signing_key, {**data, "csrf_token": token})
+    cookie = signed_in_cookie(desk, **data, csrf_token=token)
     return {"Cookie": f"ccr_session={cookie}", "X-CSRF-Token": token}
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, compile_path
 
-from api.deps import Principal, load_principal
+from api.deps import Principal, load_caller
 from web.templating import templates
 
 ANONYMOUS = "anonymous"
@@ -26,6 +26,9 @@ AGENTS = frozenset({"agent", "lead", "admin"})
 # Pages are for people: integrations hold API tokens only.
 DESK_READERS = STAFF - {"integration"}
 API_CALLERS = STAFF | {CUSTOMER}
+# Who may write as a customer (open a concern, post a message): the customer, agents, leads, admins and
+# integrations; process owners, SREs and auditors only read.
+ON_BEHALF = AGENTS | {"integration", CUSTOMER}
 HISTORY_READERS = frozenset({"sre", "admin", "auditor"})
 REPORT_READERS = frozenset({"auditor", "admin", "lead", "process_owner"})
 CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
@@ -92,11 +95,11 @@ RULES: dict[str, frozenset[str]] = {
     "POST /portal/concerns/{}/rating": CUSTOMERS,
     "GET /portal/attachments/{}": CUSTOMERS,
     # JSON API
-    "POST /api/concerns": API_CALLERS,
+    "POST /api/concerns": ON_BEHALF,
     "GET /api/concerns": API_CALLERS,
     "GET /api/concerns/{}": API_CALLERS,
     "POST /api/concerns/{}/actions": AGENTS,
-    "POST /api/concerns/{}/messages": API_CALLERS,
+    "POST /api/concerns/{}/messages": ON_BEHALF,
     "GET /api/concerns/{}/history": HISTORY_READERS,
     "GET /api/customers": CUSTOMER_VIEWERS,
     "POST /api/customers": CUSTOMER_EDITORS,
@@ -222,11 +225,9 @@ class AccessMiddleware:
             response = None if key is None or key in RULES else _refuse(key, 403, is_page)
         else:
             request = Request(scope)
-            principal, bad_token = await run_in_threadpool(
-                load_principal, app.state.sessions, request.headers.get("authorization", ""),
-                dict(scope.get("session") or {}))
-            state["principal"] = principal
-            response = self._decide(request, key, is_page, principal, bad_token)
+            caller = await run_in_threadpool(load_caller, app.state.sessions, app.state.settings, request)
+            state["principal"] = caller.principal
+            response = self._decide(request, key, is_page, caller)
         if response is not None:
             await response(scope, receive, send)
             return
@@ -239,10 +240,11 @@ class AccessMiddleware:
 
         await self.app(scope, receive, timed_send)
 
-    def _decide(self, request: Request, key: str, is_page: bool, principal, bad_token: bool):
-        if bad_token:
-            return JSONResponse({"detail": "the API token is unknown or revoked"}, 401,
-                                headers={"WWW-Authenticate": "Bearer"})
+    def _decide(self, request: Request, key: str, is_page: bool, caller):
+        if caller.refusal:  # an unknown token, or too many of them from this address
+            status, detail, headers = caller.refusal
+            return JSONResponse({"detail": detail}, status, headers=headers)
+        principal = caller.principal
         allowed = RULES.get(key)
         if allowed is None:
             return _refuse(key, 403, is_page)
@@ -271,9 +273,12 @@ def _local(url: str) -> str:
 
 
 def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
-    """A 403 (JSON for the API, a page for people) saying what the route needs."""
+    """A 403 (JSON for the API, a page for people): staff read what the route needs, customers only that it
+    is not for them (the desk's roles are none of their business)."""
     if key not in RULES:
         detail = f"no access rule for {key}: add one to RULES in web/access.py"
+    elif role == CUSTOMER:
+        detail = "this is not available in the customer portal"
     else:
         needed = ", ".join(sorted(RULES[key]))
         detail = f"this is not open to {role or 'you'}; it needs one of: {needed}"
@@ -281,4 +286,3 @@ def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
         return JSONResponse({"detail": detail}, status)
     page = templates.get_template("errors/denied.html").render(detail=detail, role=role)
     return HTMLResponse(page, status, headers={"Vary": "HX-Request"})
-

@@ -16,7 +16,7 @@ from registry.models import Concern, User
 from registry.queue import CHANNELS, PRIORITIES, SLA_STATES, STATUSES, QueueAgent, QueueFilter, assignable_agents, \
     queue_page, sop_categories
 from registry.sop_store import active_staffing
-from registry.types import utcnow
+from registry.types import row_id, utcnow
 from web import agent_view  # also registers the workspace's template filters
 from web import concern_page
 from web.csrf import verify_csrf
@@ -113,8 +113,8 @@ def _bulk_targets(sessions, ids: list[str], assignee_id) -> tuple[list[Concern],
     with sessions.begin() as session:
         concerns = list(session.exec(select(Concern).where(col(Concern.id).in_(ids)))) if ids else []
         assignee = None
-        if str(assignee_id or "").isdigit():
-            user = session.get(User, int(assignee_id))
+        if (user_id := row_id(str(assignee_id or ""))) is not None:
+            user = session.get(User, user_id)
             if user is not None and user.role in ("agent", "lead", "admin") and user.active:
                 assignee = Principal.of_user(user).agent_ref()
     return concerns, assignee

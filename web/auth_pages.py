@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import select
 
+from api import throttles
 from api.deps import SessionsDep
 from api.security import verify_password
+from registry.access import Refused, open_session
+from registry.access import end_session as close_session
+from registry.db import Sessions
 from registry.models import User
-from registry.types import utcnow
-from registry.workspace import clear_failures, leave_presence, recent_failures, record_failure
+from registry.workspace import leave_presence
 from web.csrf import verify_csrf
 from web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-MAX_FAILURES = 5
-WINDOW = timedelta(minutes=5)
 PORTAL_HOME = "/portal"
 
 
@@ -30,11 +29,6 @@ def safe_next(target: str | None, default: str = "/queue") -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
-
-
-def client_address(request: Request) -> str:
-    """The caller's address (uvicorn resolves proxy headers when it runs behind a trusted proxy)."""
-    return request.client.host if request.client else "unknown"
 
 
 def _form(request: Request, *, email: str = "", next: str = "", error: str | None = None, status: int = 200,
@@ -67,46 +61,60 @@ def login(
 ):
     """Check the password; after 5 failures in 5 minutes for one e-mail and address, refuse for a while."""
     email = email.strip().lower()
-    address = client_address(request)
-    with sessions.begin() as session:
-        # Counted before the password is checked, so a locked-out guesser cannot even spend our CPU on Argon2.
-        failures, oldest = recent_failures(session=session, email=email, ip=address, window=WINDOW)
-    if failures >= MAX_FAILURES:
-        wait = max(1, math.ceil(((oldest + WINDOW) - utcnow()).total_seconds())) if oldest else int(WINDOW.seconds)
-        minutes = math.ceil(wait / 60)
-        return _form(request, email=email, next=next, status=429, headers={"Retry-After": str(wait)},
-                     error=f"Too many failed sign-ins for {email} from your address. "
-                           f"Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+    limits = throttles.keyed(throttles.STAFF_SIGN_IN, email=email, address=throttles.client_address(request))
+    # Counted before the password is checked, in one step, so parallel guesses get no more checks than the limit.
+    verdict = throttles.take(sessions, limits)
+    if isinstance(verdict, Refused):
+        return _form(request, email=email, next=next, status=429, headers=throttles.retry_headers(verdict),
+                     error=verdict.message(email=email))
     with sessions.begin() as session:
         user = session.exec(select(User).where(User.email == email)).first() if email else None
         ok = verify_password(password, user.password_hash if user is not None and user.active else None)
-        if not ok:
-            record_failure(session=session, email=email, ip=address, window=WINDOW)
-        else:
-            clear_failures(session=session, email=email, ip=address)
     if not ok:
-        left = MAX_FAILURES - failures - 1
+        left = verdict.left
         hint = "" if left > 2 else f" {left} more attempt{'s' if left != 1 else ''} before a 5-minute pause." \
             if left else " Sign-in for this e-mail from your address is now paused for 5 minutes."
         return _form(request, email=email, next=next, status=401,
                      error="The e-mail or password is not right." + hint)
+    throttles.succeeded(sessions, limits)
     if user.role == "integration":
         return _form(request, email=email, next=next, status=403,
                      error="This account is for API tokens only; it cannot sign in to pages.")
-    # A fresh session on every sign-in: nothing set before (a planted id, an old CSRF token) survives it.
-    request.session.clear()
-    request.session["user_id"] = user.id
-    request.session["epoch"] = user.session_epoch  # a new password or a deactivation ends this session
+    begin_session(request, sessions, user_id=user.id, epoch=user.session_epoch)
     return RedirectResponse(safe_next(next), 303)
+
+
+def begin_session(request: Request, sessions: Sessions, *, user_id: int | None = None,
+                  customer_id: int | None = None, epoch: int) -> None:
+    """Sign a member of staff or a customer in: a new server-side session whose id alone goes in the cookie.
+
+    A fresh cookie on every sign-in, so nothing set before (a planted id, an old CSRF token) survives it; the
+    epoch ends the session when the password changes (or, for staff, on deactivation).
+    """
+    end_session(request, sessions)
+    lifetime, _ = request.app.state.settings.session_limits
+    with sessions.begin() as session:
+        session_id = open_session(session=session, user_id=user_id, customer_id=customer_id, epoch=epoch,
+                                  lifetime=lifetime)
+    request.session["sid"] = session_id
+
+
+def end_session(request: Request, sessions: Sessions) -> None:
+    """Sign out: the server forgets the session, so a copy of the cookie is refused too."""
+    session_id = request.session.get("sid")
+    if session_id:
+        with sessions.begin() as session:
+            close_session(session=session, session_id=str(session_id))
+    request.session.clear()
 
 
 @router.post("/logout", dependencies=[Depends(verify_csrf)])
 def logout(request: Request, sessions: SessionsDep):
     """End the session, for staff and customers alike."""
-    user_id = request.session.get("user_id")
-    was_customer = request.session.get("customer_id") and not user_id
-    if user_id:
+    principal = request.state.principal
+    if principal is not None and principal.kind == "user":
         with sessions.begin() as session:
-            leave_presence(session=session, user_id=user_id)  # colleagues stop seeing a collision warning
-    request.session.clear()
-    return RedirectResponse(PORTAL_HOME if was_customer else "/login", 303)
+            leave_presence(session=session, user_id=principal.id)  # colleagues stop seeing a collision warning
+    end_session(request, sessions)
+    customer = principal is not None and principal.kind == "customer"
+    return RedirectResponse(PORTAL_HOME if customer else "/login", 303)

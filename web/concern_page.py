@@ -16,7 +16,7 @@ from registry import concerns as store
 from registry.models import Concern, Customer, Organisation, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
 from registry.sop_store import active_staffing, can_take, get_version
-from registry.types import utcnow
+from registry.types import row_id, utcnow
 from registry.workspace import others_present, touch_presence
 from web.agent_view import clock_rows
 from web.canned import canned_for, fill, load_canned
@@ -163,10 +163,10 @@ def actions_panel(request: Request, concern_id: str, sessions: SessionsDep):
 
 
 def _agent_ref(sessions, assignee_id: str):
-    if not assignee_id.isdigit():
+    if (user_id := row_id(assignee_id)) is None:
         return None
     with sessions.begin() as session:
-        user = session.get(User, int(assignee_id))
+        user = session.get(User, user_id)
         if user is None or not user.active or user.role not in ("agent", "lead", "admin"):
             return None
         return Principal.of_user(user).agent_ref()

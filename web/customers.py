@@ -21,7 +21,7 @@ from registry.attachments import Attachment, attachments_by_interaction, attachm
 from registry.mailbox import RawMail, list_raw_mail
 from registry.models import Customer, Organisation, OutboxMail
 from registry.ratings import Rating
-from registry.types import utcnow
+from registry.types import row_id, utcnow
 from web.csrf import verify_csrf
 from web.portal_concerns import attachment_response, text_html
 from web.templating import render
@@ -227,7 +227,7 @@ async def merge(customer_id: int, request: Request, sessions: SessionsDep, staff
     other = str(form.get("duplicate", "")).strip()
     try:
         with sessions.begin() as session:
-            duplicate = session.get(Customer, int(other)) if other.isdigit() else crm.find_customer(
+            duplicate = session.get(Customer, row_id(other)) if row_id(other) is not None else crm.find_customer(
                 session=session, email=other, phone=other)
             if duplicate is None:
                 raise LookupError(f"no customer {other!r}; give the duplicate's number, e-mail or phone")

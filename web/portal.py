@@ -11,18 +11,22 @@ from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
 
 from activities.elevel.password_reset import ResetTokenError, make_reset_token, reset_link, verify_reset_token
 from activities.mail_out import Mailer, build_message, mark_failed, mark_sent
+from api import throttles
 from api.deps import SessionsDep, SettingsDep
 from api.security import hash_password, verify_password
 from registry import customers as crm
+from registry.access import Refused
 from registry.db import Sessions
 from registry.knowledge import get_article, render_markdown, search_articles
 from registry.models import Customer, OutboxMail
 from registry.settings import Settings
 from registry.types import utcnow
 from web import portal_concerns
+from web.auth_pages import begin_session, end_session
 from web.csrf import verify_csrf
 from web.portal_concerns import portal_customer
 from web.templating import is_htmx, render, templates
@@ -40,11 +44,8 @@ LINK_INTERVAL = timedelta(seconds=60)
 MaybeCustomer = Annotated[Customer | None, Depends(portal_customer)]
 
 
-def _sign_in(request: Request, customer: Customer) -> None:
-    # A fresh session on every sign-in, so a session id planted before it is worth nothing after.
-    request.session.clear()
-    request.session["customer_id"] = customer.id
-    request.session["epoch"] = customer.session_epoch  # a new password ends this session
+def _sign_in(request: Request, sessions: Sessions, customer: Customer) -> None:
+    begin_session(request, sessions, customer_id=customer.id, epoch=customer.session_epoch)
 
 
 def _safe_next(value: str | None) -> str:
@@ -123,10 +124,19 @@ async def _link_form(request: Request, sessions: Sessions, settings: Settings, m
     errors = [] if email else ["Enter a valid e-mail address."]
     if mode == "signup" and not name:
         errors.append("Enter your name.")
+    status, headers = 422, None
+    if not errors:
+        # Counted whether or not the address has an account, so the answer does not tell who has one.
+        verdict = await run_in_threadpool(throttles.take, sessions, throttles.keyed(
+            throttles.LINK_REQUESTS, email=email, address=throttles.client_address(request)))
+        if isinstance(verdict, Refused):
+            errors.append(verdict.message(email=email))
+            status, headers = 429, throttles.retry_headers(verdict)
     if errors:
         return render(request, "portal/signup.html", {
             "customer": None, "title": "Create an account" if mode == "signup" else "Forgot your password?",
-            "mode": mode, "values": {"name": name, "email": raw_email}, "errors": errors}, status_code=422)
+            "mode": mode, "values": {"name": name, "email": raw_email}, "errors": errors}, status_code=status,
+            headers=headers)
     with sessions.begin() as session:
         if mode == "signup":
             customer, _ = crm.find_or_create_customer(session=session, email=email, name=name)
@@ -159,24 +169,35 @@ def login_page(request: Request, customer: MaybeCustomer, next: str | None = Non
 
 @router.post("/login")
 async def login(request: Request, sessions: SessionsDep):
-    """Check the password and start a fresh session."""
+    """Check the password and start a fresh session; after 5 failures in 5 minutes for one address, pause."""
     form = await request.form()
-    email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
+    email, password = str(form.get("email", "")).strip()[:320], str(form.get("password", ""))[:1000]
     target = _safe_next(str(form.get("next", "")))
+    limits = throttles.keyed(throttles.PORTAL_SIGN_IN, email=email.lower(), address=throttles.client_address(request))
+
+    def page(error: str, status: int, headers: dict | None = None):
+        return render(request, "portal/login.html", {"customer": None, "title": "Sign in", "next": target,
+                                                     "email": email, "error": error}, status_code=status,
+                      headers=headers)
+
+    # Counted before the password is checked, in one step, so parallel guesses get no more checks than the limit.
+    verdict = await run_in_threadpool(throttles.take, sessions, limits)
+    if isinstance(verdict, Refused):
+        return page(verdict.message(email=email), 429, throttles.retry_headers(verdict))
     with sessions.begin() as session:
         customer = crm.find_customer(session=session, email=email) if email else None
-    if not verify_password(password, customer.password_hash if customer else None):
-        return render(request, "portal/login.html", {
-            "customer": None, "title": "Sign in", "next": target, "email": email,
-            "error": "That e-mail address and password do not match an account."}, status_code=401)
-    _sign_in(request, customer)
+    if not await run_in_threadpool(verify_password, password, customer.password_hash if customer else None):
+        hint = "" if verdict.left > 2 else " Sign-in is paused for 5 minutes after 5 failures."
+        return page("That e-mail address and password do not match an account." + hint, 401)
+    await run_in_threadpool(throttles.succeeded, sessions, limits)
+    _sign_in(request, sessions, customer)
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request):
-    """End the session."""
-    request.session.clear()
+def logout(request: Request, sessions: SessionsDep):
+    """End the session, on the server too (a copy of the cookie is refused from now on)."""
+    end_session(request, sessions)
     return RedirectResponse("/portal/login", status_code=303)
 
 
@@ -220,7 +241,7 @@ async def reset(token: str, request: Request, settings: SettingsDep, sessions: S
             row.password_hash = hashed
             row.session_epoch += 1  # whoever was signed in before the new password is signed out
             session.add(row)
-    _sign_in(request, customer)
+    _sign_in(request, sessions, customer)
     return RedirectResponse("/portal/concerns", status_code=303)
 
 

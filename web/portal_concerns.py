@@ -45,7 +45,7 @@ URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 def portal_customer(sessions: SessionsDep,
                     principal: Annotated[Principal | None, Depends(get_principal)]) -> Customer | None:
     """The signed-in customer (following merges), or None; whether the session still holds is decided once,
-    where the caller is resolved (`api.deps.load_principal`)."""
+    where the caller is resolved (`api.deps.load_caller`)."""
     if principal is None or principal.kind != "customer":
         return None
     with sessions.begin() as session:

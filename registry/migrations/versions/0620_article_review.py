@@ -1,7 +1,7 @@
 """knowledge: second-person publishing, redaction notes and a history of staff changes to articles
 
 Revision ID: 0620
-Revises: 0600
+Revises: 0610
 Create Date: 2026-12-01
 
 `article` gains who published it and what personal data was removed from a draft carried forward from a
@@ -19,7 +19,7 @@ from alembic import op
 import registry.types  # noqa: F401
 
 revision = "0620"
-down_revision = "0600"
+down_revision = "0610"
 branch_labels = None
 depends_on = ("0100",)  # the article table of the knowledge branch
 
