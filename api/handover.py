@@ -126,6 +126,7 @@ class Handover:
             subject=concern.subject, body=excerpt(first.body if first else ""), channel=concern.channel,
             priority=concern.priority, category=concern.category,
             category_from_customer=concern.category is not None, opened_at=concern.created_at,
+            wants_person=bool(first and (first.meta or {}).get("intent") == "human"),
             sop=sop, policy=policy, calendar=calendar,
             reopen_window=parse_duration(self.settings.reopen_window),
             deliver_mail=self.settings.relay_host is not None,

@@ -181,6 +181,8 @@ class MailIntake:
         if follows:
             text = f"{text}\n\n(Follow-up to the closed concern {follows}: {concern.subject})"
             meta["follows"] = follows
+        if asks_for_person(mail.text):
+            meta["intent"] = "human"  # the workflow goes straight to the SOP's first person, past the automation
         opened = await self.intake.open(email=mail.from_email, name=mail.from_name,
                                         subject=mail.subject or "(no subject)",
                                         body=text, channel="email", source_key=source_key, meta=meta)

@@ -104,3 +104,15 @@ async def test_a_mail_asking_for_a_person_reaches_one_and_a_quoted_request_does_
     assert (await asyncio.to_thread(send, smtp_port, quoted))[0] == 250
     [later] = [m for m in _entries(desk, concern_id, "customer_message") if m.source_key == "mail:<third@example.com>"]
     assert later.meta["intent"] == "message" and later.body == "It is the one on the second floor."
+
+
+async def test_a_first_mail_asking_for_a_person_skips_the_automation(desk, smtp_port):
+    first = customer_mail("Please let me talk to a person about my invoice.", message_id="<person@example.com>")
+    code, reply = await asyncio.to_thread(send, smtp_port, first)
+    assert code == 250, reply
+    concern_id = re.search(r"CCR-[0-9A-Z]{8}", reply).group(0)
+    concern = await desk.wait_for(concern_id, lambda c: c.step is not None)
+    assert concern.step_type == "human"
+    [asked] = _entries(desk, concern_id, "person_requested")
+    assert asked.body == f"The customer asked for a person: to '{concern.step}'"
+    assert not _entries(desk, concern_id, "automated")

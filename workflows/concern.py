@@ -120,6 +120,10 @@ class ConcernWorkflow:
             self.status = "open"
         watcher = asyncio.create_task(self._watch_clocks())
         step_id: str | None = self.step_id
+        if not resumed and input.wants_person and (person := _first_human(self.sop)) is not None:
+            self._note("person_requested", f"The customer asked for a person: to '{person}'",
+                       meta={"from": step_id, "to": person})
+            step_id = person
         while step_id is not None:
             if not resumed:
                 step_id = self._within_bounds(step_id)

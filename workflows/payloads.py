@@ -41,6 +41,7 @@ class OpenConcernInput(BaseModel):
     priority: str = "normal"
     category: str | None = None
     category_from_customer: bool = False
+    wants_person: bool = False  # the customer's first message asks for a person rather than automation
     opened_at: datetime
     sop: SopDefinition
     policy: SlaPolicy
