@@ -6,6 +6,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import select as orm_select
 from temporalio import activity
 
+from registry import chain
+from registry.audit import chain_tip
 from registry.db import Sessions
 from registry.knowledge import create_article
 from registry.models import ClockEvent, Concern, Customer, Interaction, User
@@ -65,6 +67,16 @@ def _not_written(db, written, cid: str, entries: list) -> list:
     return [e for e in entries if e.seq not in done]
 
 
+def _chained(db, cid: str, rows: list[dict]) -> list[dict]:
+    """The rows with their hashes, continuing the concern's chain. A concern's batches are written one after the
+    other in seq order (the workflow awaits each), so reading the chain's tip here cannot race another writer."""
+    prev = chain_tip(db, cid)
+    for row in rows:
+        row["prev_hash"] = prev
+        row["row_hash"] = prev = chain.row_hash(chain.clock_content(row), prev)
+    return rows
+
+
 class ProjectionActivities:
     """Writes the concern projection, its timeline and clock events; a retried batch writes nothing twice."""
 
@@ -91,11 +103,11 @@ class ProjectionActivities:
                 } for e in fresh])
             fresh = _not_written(db, _CLOCK_EVENTS_DONE, cid, batch.clock_events)
             if fresh:
-                db.execute(_ADD_CLOCK_EVENTS, [{
+                db.execute(_ADD_CLOCK_EVENTS, _chained(db, cid, [{
                     "concern_id": cid, "seq": e.seq, "clock": e.clock, "kind": e.kind, "at": e.at,
                     "workflow_id": batch.workflow_id, "run_id": batch.run_id, "event_id": e.event_id,
                     "elapsed_seconds": e.elapsed, "target_seconds": e.target, "due_at": e.due_at,
-                } for e in fresh])
+                } for e in fresh]))
             if batch.mails and self.render_mail is not None:
                 self.render_mail(session=session, concern_id=cid, mails=batch.mails)
             values = {name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}

@@ -167,6 +167,9 @@ class ClockEvent(SQLModel, table=True):
     elapsed_seconds: int = 0
     target_seconds: int = 0
     due_at: datetime | None = _opt_ts()
+    # The concern's chain of clock events (registry/chain.py): this row's hash and its predecessor's.
+    prev_hash: str | None = Field(default=None, max_length=64)
+    row_hash: str | None = Field(default=None, max_length=64)
 
 
 class IdempotencyKey(SQLModel, table=True):

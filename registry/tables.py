@@ -8,3 +8,4 @@ import registry.handover  # noqa: F401
 import registry.mailbox  # noqa: F401
 import registry.ratings  # noqa: F401
 import registry.workspace  # noqa: F401
+import registry.audit  # noqa: F401
