@@ -24,7 +24,10 @@ db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base and e-level classifier.", no_args_is_help=True)
-for sub, name in ((sop_app, "sop"), (db_app, "db"), (user_app, "user"), (token_app, "token"), (kb_app, "kb")):
+audit_app = typer.Typer(help="Recompute figures from history, check the hash chains, export evidence.",
+                        no_args_is_help=True)
+for sub, name in ((sop_app, "sop"), (db_app, "db"), (user_app, "user"), (token_app, "token"), (kb_app, "kb"),
+                  (audit_app, "audit")):
     app.add_typer(sub, name=name)
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="data folder (default ./var, or CCR_DATA_DIR)")]
@@ -62,6 +65,23 @@ def sessions_for(settings):
     return Sessions(make_engine(settings.resolved_database_url))
 
 
+def cli_actor() -> str:
+    """Who the audit log names for a command: the operating-system user and the host it ran on."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    return f"cli:{who}@{socket.gethostname()}"
+
+
+def _cli_origin() -> None:
+    from registry.audit import Origin, current_origin
+
+    current_origin.set(Origin("", "ccr " + " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))))
+
+
 @contextlib.contextmanager
 def registry_session(data: Path | None, *, write: bool = True):
     """A registry session for a command on the data folder, migrated first; a ValueError (what the user must
@@ -70,6 +90,7 @@ def registry_session(data: Path | None, *, write: bool = True):
     settings = settings_for(data)
     migrate(settings)
     sessions = sessions_for(settings)
+    _cli_origin()
     try:
         with sessions.begin() if write else sessions.read() as session:
             yield session
@@ -414,7 +435,7 @@ def user_add(
 
     with registry_session(data) as session:
         user = create_user(session=session, email=email, password=password, role=role, name=name, level=level,
-                           skills=_skills(skills))
+                           skills=_skills(skills), by=cli_actor())
         line = f"created {user.role} {user.email} (id {user.id})"
     typer.echo(line)
 
@@ -436,7 +457,7 @@ def user_update(
 
     with registry_session(data) as session:
         user = update_user(session=session, email=email, role=role, level=level, name=name,
-                           skills=_skills(skills) if skills is not None else None)
+                           skills=_skills(skills) if skills is not None else None, by=cli_actor())
         line = f"updated {user.email}: {user.role}{f' L{user.level}' if user.level else ''}, " \
                f"skills {', '.join(user.skills) or 'none'}"
     typer.echo(line)
@@ -454,7 +475,7 @@ def user_password(
     from api.security import update_user
 
     with registry_session(data) as session:
-        user = update_user(session=session, email=email, password=password)
+        user = update_user(session=session, email=email, password=password, by=cli_actor())
         line = f"password set for {user.email}"
     typer.echo(line)
 
@@ -477,7 +498,7 @@ def _set_active(email: str, data: Path | None, active: bool) -> None:
     from api.security import set_active
 
     with registry_session(data) as session:
-        user = set_active(session=session, email=email, active=active)
+        user = set_active(session=session, email=email, active=active, by=cli_actor())
         line = f"{'activated' if active else 'deactivated'} {user.role} {user.email}"
     typer.echo(line)
 
@@ -501,7 +522,8 @@ def token_create(email: Annotated[str, typer.Option()], name: Annotated[str, typ
     from api.security import create_token, user_by_email
 
     with registry_session(data) as session:
-        token = create_token(session=session, user=user_by_email(session=session, email=email), name=name)
+        token = create_token(session=session, user=user_by_email(session=session, email=email), name=name,
+                             by=cli_actor())
     typer.echo(token)
 
 
@@ -525,7 +547,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="the id `ccr token
     from api.security import revoke_token
 
     with registry_session(data) as session:
-        token, user = revoke_token(session=session, token_id=token_id)
+        token, user = revoke_token(session=session, token_id=token_id, by=cli_actor())
         line = f"revoked token {token.id} ({token.name or 'unnamed'}) of {user.email}"
     typer.echo(line)
 
@@ -539,6 +561,99 @@ def kb_train(data: DataOpt = None) -> None:
     migrate(settings)
     report = train_classifier(sessions=sessions_for(settings), model_path=default_model_path(settings))
     typer.echo(json.dumps(report.model_dump() if hasattr(report, "model_dump") else report.__dict__, default=str))
+
+
+# ---- audit -------------------------------------------------------------------------------------------------
+
+
+def instant(text: str | None, *, end: bool = False):
+    """A UTC instant from `2026-12-01` or `2026-12-01T09:30[+01:00]`; a date alone as `--to` includes that day."""
+    from datetime import UTC, datetime, timedelta
+
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise Fatal(f"{text!r} is not a date (2026-12-01) or a date and time (2026-12-01T09:30)") from err
+    if end and len(text) == 10:
+        value += timedelta(days=1)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+FromOpt = Annotated[str | None, typer.Option("--from", help="from this UTC date or instant")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="up to this instant, or through this UTC date")]
+
+
+@audit_app.command("verify")
+def audit_verify(
+    since: FromOpt = None, until: ToOpt = None,
+    concern: Annotated[str | None, typer.Option("--concern", help="only this concern")] = None,
+    record: Annotated[bool, typer.Option("--record", help="keep this evaluation in the registry")] = False,
+    reason: Annotated[str, typer.Option(help="why it is run (kept with --record)")] = "",
+    data: DataOpt = None,
+) -> None:
+    """Rebuild every clock from Temporal's history, compare with the registry, check both hash chains; print every
+    mismatch and the daily anchors. Exit code 1 on any mismatch. Never changes the data it checks."""
+    from api.audit_verify import verify
+    from workflows.client import make_client
+
+    settings = settings_for(data)
+    migrate(settings)
+    sessions = sessions_for(settings)
+    _cli_origin()
+
+    async def run():
+        client = await make_client(settings)
+        return await verify(sessions=sessions, client=client, actor=cli_actor(), since=instant(since),
+                            until=instant(until, end=True), concern_id=concern, keep=record, reason=reason)
+
+    result = asyncio.run(run())
+    for line in result.lines():
+        typer.echo(f"MISMATCH {line}")
+    for chain_name, anchors in result.anchors.items():
+        for day, value in anchors.items():
+            typer.echo(f"anchor {chain_name} {day} {value}")
+    kept = f"; recorded as verification {result.verification_id}" if result.verification_id else ""
+    verdict = "OK" if result.ok else f"FAILED with {len(result.mismatches)} mismatch(es)"
+    typer.echo(f"{verdict}: {result.concerns} concerns, {result.events} clock events rebuilt from history{kept}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(out: Annotated[Path, typer.Argument(help="the zip file to write")],
+                 since: FromOpt = None, until: ToOpt = None, data: DataOpt = None) -> None:
+    """Write an evidence bundle of a period: clock events, audit log, policies and calendars, hashes, anchors and a
+    stand-alone `verify_bundle.py`."""
+    from api.evidence import build_bundle
+    from workflows.client import make_client
+
+    if not since or not until:
+        raise Fatal("give the period: --from 2026-12-01 --to 2026-12-31")
+    settings = settings_for(data)
+    migrate(settings)
+    sessions = sessions_for(settings)
+    _cli_origin()
+
+    async def run():
+        client = await make_client(settings)
+        return await build_bundle(sessions=sessions, client=client, since=instant(since),
+                                  until=instant(until, end=True), actor=cli_actor(), out=out)
+
+    summary = asyncio.run(run())
+    typer.echo(f"wrote {out}: {summary.concerns} concerns, {summary.clock_events} clock events, "
+               f"{summary.audit_rows} audit log rows; check it with `python verify_bundle.py {out.name}`")
+
+
+@audit_app.command("seal")
+def audit_seal(data: DataOpt = None) -> None:
+    """Give clock events written without hashes (by an older version) their place in their concern's chain."""
+    from registry.audit import seal_all
+
+    with registry_session(data) as session:
+        count = seal_all(session.connection())
+    typer.echo(f"sealed {count} clock events")
 
 
 @app.command()

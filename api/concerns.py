@@ -28,7 +28,9 @@ from api.schemas import (
     MessageIn,
     SopRef,
 )
+from registry import audit
 from registry import concerns as store
+from registry.db import Sessions
 from registry.models import Concern, Customer, User
 from workflows.concern import ConcernWorkflow
 from workflows.payloads import AgentAction
@@ -163,6 +165,7 @@ async def act(
     try:
         ensure_started(concern)
         await perform(client, concern.workflow_id, action)
+        await run_in_threadpool(audit_override, request.app.state.sessions, agent, concern, action)
     except HTTPException:
         if m is not None:
             m.actions.labels(body.type, "rejected").inc()
@@ -197,6 +200,24 @@ async def perform(client, workflow_id: str, action: AgentAction):
             raise HTTPException(503, "Temporal is unreachable, so the action was not taken; try again in a moment",
                                 headers={"Retry-After": "5"}) from err
         raise HTTPException(409, f"the concern's workflow is not running: {err.message}") from err
+
+
+# A lead's reassignment and step override go to the staff audit log, besides the concern's timeline.
+OVERRIDES = {"assign": "concern.assigned", "move": "concern.moved"}
+
+
+def audit_override(sessions: Sessions, principal: Principal, concern: Concern, action: AgentAction) -> None:
+    """Record an accepted reassignment or move (the workflow's own records are written by its activities)."""
+    if action.type not in OVERRIDES:
+        return
+    if action.type == "assign":
+        detail = {"from": concern.assignee_name, "to": action.assignee.name if action.assignee else None,
+                  "to_id": action.assignee.id if action.assignee else None}
+    else:
+        detail = {"from": concern.step, "to": action.step, "reason": action.reason}
+    with sessions.begin() as session:
+        audit.record(session=session, actor=principal.email or f"user:{principal.id}", action=OVERRIDES[action.type],
+                     target=f"concern:{concern.id}", detail=detail)
 
 
 @router.post("/{concern_id}/messages", status_code=202, response_model=MessageAccepted)

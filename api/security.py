@@ -8,6 +8,7 @@ import secrets
 from pwdlib import PasswordHash
 from sqlmodel import Session, select
 
+from registry import audit
 from registry.models import ApiToken, User
 from registry.types import utcnow
 
@@ -38,11 +39,14 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(*, session: Session, user: User, name: str = "") -> str:
+def create_token(*, session: Session, user: User, name: str = "", by: str = "system") -> str:
     """A new API token for `user`; only its hash is stored, so this is the one time it is seen."""
     token = "ccr_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=_digest(token), name=name))
+    row = ApiToken(user_id=user.id, token_hash=_digest(token), name=name)
+    session.add(row)
     session.flush()
+    audit.record(session=session, actor=by, action="token.created", target=f"user:{user.email}",
+                 detail={"token_id": row.id, "name": name})
     return token
 
 
@@ -62,7 +66,7 @@ def list_tokens(*, session: Session, email: str | None = None) -> list[tuple[Api
     return list(session.exec(query))
 
 
-def revoke_token(*, session: Session, token_id: int) -> tuple[ApiToken, User]:
+def revoke_token(*, session: Session, token_id: int, by: str = "system") -> tuple[ApiToken, User]:
     """Delete an API token, so the next request that carries it is refused."""
     token = session.get(ApiToken, token_id)
     if token is None:
@@ -70,28 +74,35 @@ def revoke_token(*, session: Session, token_id: int) -> tuple[ApiToken, User]:
     user = session.get(User, token.user_id)
     session.delete(token)
     session.flush()
+    audit.record(session=session, actor=by, action="token.revoked", target=f"user:{user.email if user else '?'}",
+                 detail={"token_id": token.id, "name": token.name})
     return token, user
 
 
-def set_active(*, session: Session, email: str, active: bool) -> User:
+def set_active(*, session: Session, email: str, active: bool, by: str = "system") -> User:
     """Let a member of staff in again, or keep them out: a deactivated user is signed out at their next page
     (for good: activating them again does not revive old sessions) and their API tokens are refused; what
     they wrote and the concerns they hold stay as they are."""
     user = user_by_email(session=session, email=email)
     if user.active and not active:
         user.session_epoch += 1  # ends every session, also after they are let in again
+    changed = user.active != active
     user.active = active
     session.add(user)
     session.flush()
+    if changed:
+        audit.record(session=session, actor=by, action="user.activated" if active else "user.deactivated",
+                     target=f"user:{user.email}", detail={"role": user.role})
     return user
 
 
 def update_user(
     *, session: Session, email: str, role: str | None = None, level: int | None = None,
-    skills: list[str] | None = None, name: str | None = None, password: str | None = None,
+    skills: list[str] | None = None, name: str | None = None, password: str | None = None, by: str = "system",
 ) -> User:
     """Change a member of staff; what is not given stays. It counts from their next page or action."""
     user = user_by_email(session=session, email=email)
+    before = {"role": user.role, "level": user.level, "skills": list(user.skills), "name": user.name}
     if level is None:  # a skill level stays while someone works the desk and goes when they move off it
         level = user.level if role in (None, "agent", "lead") else None
     role = role or user.role
@@ -106,6 +117,12 @@ def update_user(
         user.session_epoch += 1  # signed out everywhere: whoever knew the old password is out too
     session.add(user)
     session.flush()
+    after = {"role": user.role, "level": user.level, "skills": list(user.skills), "name": user.name}
+    changes = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+    if changes:
+        audit.record(session=session, actor=by, action="user.updated", target=f"user:{user.email}", detail=changes)
+    if password is not None:
+        audit.record(session=session, actor=by, action="user.password_set", target=f"user:{user.email}")
     return user
 
 
@@ -133,7 +150,7 @@ def _check_account(role: str, level: int | None, password: str | None) -> None:
 
 def create_user(
     *, session: Session, email: str, password: str, role: str, name: str = "", level: int | None = None,
-    skills: list[str] | None = None,
+    skills: list[str] | None = None, by: str = "system",
 ) -> User:
     """Add a member of staff; agents get a skill level (1-3)."""
     _check_account(role, level, password)
@@ -144,4 +161,6 @@ def create_user(
                 role=role, level=level, skills=skills or [])
     session.add(user)
     session.flush()
+    audit.record(session=session, actor=by, action="user.created", target=f"user:{user.email}",
+                 detail={"role": role, "level": level, "skills": list(user.skills)})
     return user

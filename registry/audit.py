@@ -189,7 +189,9 @@ def check_audit_chain(*, session: Session, since: datetime | None = None,
 
 # ---- clock event chains ---------------------------------------------------------------------------------------
 
-_CLOCK = sa.table("clockevent", *(sa.column(n) for n in ("id", *chain.CLOCK_FIELDS, "prev_hash", "row_hash")))
+# The columns the chain needs, typed, and no others: the migration that seals old rows uses it too.
+_CLOCK = sa.table("clockevent", *(sa.column(n, UTCDateTime() if n in ("at", "due_at") else None)
+                                  for n in ("id", *chain.CLOCK_FIELDS, "prev_hash", "row_hash")))
 _TIP = select(_CLOCK.c.row_hash).where(_CLOCK.c.concern_id == bindparam("cid")).order_by(_CLOCK.c.seq.desc()).limit(1)
 
 

@@ -17,7 +17,7 @@ import io
 import json
 import sys
 import zipfile
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 GENESIS = "0" * 64
@@ -40,8 +40,8 @@ def stamp(value) -> str | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def canonical(obj) -> str:
@@ -139,7 +139,7 @@ def days_between(start: str, end: str) -> set[str]:
     """The UTC days from `start` (an ISO instant) up to, not including, `end`."""
     first, stop = date.fromisoformat(stamp(start)[:10]), datetime.fromisoformat(stamp(end))
     days, day = set(), first
-    while datetime(day.year, day.month, day.day, tzinfo=UTC) < stop:
+    while datetime(day.year, day.month, day.day, tzinfo=timezone.utc) < stop:
         days.add(day.isoformat())
         day = date.fromordinal(day.toordinal() + 1)
     return days
@@ -195,7 +195,8 @@ def verify_bundle(path: Path) -> list[str]:
     for a, b in zip(seqs, seqs[1:]):
         if b != a + 1:
             problems.append(f"{AUDIT_CSV}: rows #{a + 1}..#{b - 1} are missing")
-    if audit_rows and audit_rows[-1]["row_hash"] != manifest.get("audit_chain_last", audit_rows[-1]["row_hash"]):
+    last = audit_rows[-1]["row_hash"] if audit_rows else before
+    if last != manifest.get("audit_chain_last", last):
         problems.append(f"{AUDIT_CSV}: the log does not end at the row the manifest names (rows were removed or added)")
     period = manifest.get("period") or {}
     if period.get("from") and period.get("to"):

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Text, UniqueConstraint, text
 from sqlmodel import Field, Session, SQLModel, select
 
+from registry import audit
 from registry.knowledge_markdown import render_markdown, render_plain_text
 from registry.types import JSONType, UTCDateTime, utcnow
 
@@ -80,12 +81,19 @@ class ArticleRefused(ValueError):
     """The change is not allowed for this article or this person; the message says why and what to do."""
 
 
+# Changes of what customers and the e-level see go to the staff audit log too; edits stay in the article's history.
+AUDITED_EVENTS = ("published", "unpublished", "archived", "reopened")
+
+
 def record_event(*, session: Session, article: Article, action: str, by: str, note: str = "") -> ArticleEvent:
-    """Add one line to the article's history of staff changes."""
+    """Add one line to the article's history of staff changes (and to the audit log for a change of circulation)."""
     event = ArticleEvent(article_id=article.id, action=action, actor_email=by or "", version=article.version,
                          note=note[:500])
     session.add(event)
     session.flush()
+    if action in AUDITED_EVENTS:
+        audit.record(session=session, actor=by, action=f"kb.{action}", target=f"article:{article.id}",
+                     detail={"title": article.title[:200], "version": article.version, "note": note[:500]})
     return event
 
 

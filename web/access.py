@@ -13,6 +13,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, compile_path
 
 from api.deps import Principal, load_caller
+from api.throttles import client_address
+from registry.audit import Origin, current_origin
 from web.templating import templates
 
 ANONYMOUS = "anonymous"
@@ -225,6 +227,8 @@ class AccessMiddleware:
             response = None if key is None or key in RULES else _refuse(key, 403, is_page)
         else:
             request = Request(scope)
+            # What the audit log records as where an action came from, for every store this request reaches.
+            current_origin.set(Origin(client_address(request), request.headers.get("user-agent", "")[:300]))
             caller = await run_in_threadpool(load_caller, app.state.sessions, app.state.settings, request)
             state["principal"] = caller.principal
             response = self._decide(request, key, is_page, caller)

@@ -11,6 +11,7 @@ from sqlmodel import select
 from api import throttles
 from api.deps import SessionsDep
 from api.security import verify_password
+from registry import audit
 from registry.access import Refused, open_session
 from registry.access import end_session as close_session
 from registry.db import Sessions
@@ -71,6 +72,10 @@ def login(
         user = session.exec(select(User).where(User.email == email)).first() if email else None
         ok = verify_password(password, user.password_hash if user is not None and user.active else None)
     if not ok:
+        with sessions.begin() as session:
+            audit.record(session=session, actor=email, action="staff.sign_in_failed", target=f"user:{email}",
+                         detail={"reason": "deactivated" if user is not None and not user.active else "wrong e-mail "
+                                 "or password"})
         left = verdict.left
         hint = "" if left > 2 else f" {left} more attempt{'s' if left != 1 else ''} before a 5-minute pause." \
             if left else " Sign-in for this e-mail from your address is now paused for 5 minutes."
@@ -80,22 +85,26 @@ def login(
     if user.role == "integration":
         return _form(request, email=email, next=next, status=403,
                      error="This account is for API tokens only; it cannot sign in to pages.")
-    begin_session(request, sessions, user_id=user.id, epoch=user.session_epoch)
+    begin_session(request, sessions, user_id=user.id, epoch=user.session_epoch, actor=user.email)
     return RedirectResponse(safe_next(next), 303)
 
 
 def begin_session(request: Request, sessions: Sessions, *, user_id: int | None = None,
-                  customer_id: int | None = None, epoch: int) -> None:
+                  customer_id: int | None = None, epoch: int, actor: str = "", how: str = "password") -> None:
     """Sign a member of staff or a customer in: a new server-side session whose id alone goes in the cookie.
 
     A fresh cookie on every sign-in, so nothing set before (a planted id, an old CSRF token) survives it; the
-    epoch ends the session when the password changes (or, for staff, on deactivation).
+    epoch ends the session when the password changes (or, for staff, on deactivation). The audit log records the
+    sign-in (`actor`, and `how`: by password or by a mailed link) with the session it opened.
     """
     end_session(request, sessions)
     lifetime, _ = request.app.state.settings.session_limits
     with sessions.begin() as session:
         session_id = open_session(session=session, user_id=user_id, customer_id=customer_id, epoch=epoch,
                                   lifetime=lifetime)
+        staff = user_id is not None
+        audit.record(session=session, actor=actor, action="staff.sign_in" if staff else "customer.sign_in",
+                     target=f"user:{user_id}" if staff else f"customer:{customer_id}", detail={"how": how})
     request.session["sid"] = session_id
 
 

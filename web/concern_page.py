@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.concerns import ensure_started, perform
+from api.concerns import audit_override, ensure_started, perform
 from api.deps import Principal, SessionsDep, get_client
 from registry import concerns as store
 from registry.models import Concern, Customer, Organisation, User
@@ -199,7 +199,9 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     try:
         ensure_started(concern)
         assignee = await run_in_threadpool(_agent_ref, sessions, values["assignee_id"]) if name == "assign" else None
-        await perform(await get_client(request), concern.workflow_id, build_action(name, principal, values, assignee))
+        action = build_action(name, principal, values, assignee)
+        await perform(await get_client(request), concern.workflow_id, action)
+        await run_in_threadpool(audit_override, sessions, principal, concern, action)
     except HTTPException as err:
         error, status = str(err.detail), err.status_code
     except ValidationError:

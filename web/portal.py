@@ -18,6 +18,7 @@ from activities.mail_out import Mailer, build_message, mark_failed, mark_sent
 from api import throttles
 from api.deps import SessionsDep, SettingsDep
 from api.security import hash_password, verify_password
+from registry import audit
 from registry import customers as crm
 from registry.access import Refused
 from registry.db import Sessions
@@ -44,8 +45,15 @@ LINK_INTERVAL = timedelta(seconds=60)
 MaybeCustomer = Annotated[Customer | None, Depends(portal_customer)]
 
 
-def _sign_in(request: Request, sessions: Sessions, customer: Customer) -> None:
-    begin_session(request, sessions, customer_id=customer.id, epoch=customer.session_epoch)
+def _sign_in(request: Request, sessions: Sessions, customer: Customer, how: str = "password") -> None:
+    begin_session(request, sessions, customer_id=customer.id, epoch=customer.session_epoch,
+                  actor=customer.email or f"customer:{customer.id}", how=how)
+
+
+def _failed_sign_in(sessions: Sessions, email: str) -> None:
+    with sessions.begin() as session:
+        audit.record(session=session, actor=email, action="customer.sign_in_failed", target=f"customer:{email}",
+                     detail={"reason": "wrong e-mail or password"})
 
 
 def _safe_next(value: str | None) -> str:
@@ -187,6 +195,7 @@ async def login(request: Request, sessions: SessionsDep):
     with sessions.begin() as session:
         customer = crm.find_customer(session=session, email=email) if email else None
     if not await run_in_threadpool(verify_password, password, customer.password_hash if customer else None):
+        await run_in_threadpool(_failed_sign_in, sessions, email.lower())
         hint = "" if verdict.left > 2 else " Sign-in is paused for 5 minutes after 5 failures."
         return page("That e-mail address and password do not match an account." + hint, 401)
     await run_in_threadpool(throttles.succeeded, sessions, limits)
@@ -241,7 +250,7 @@ async def reset(token: str, request: Request, settings: SettingsDep, sessions: S
             row.password_hash = hashed
             row.session_epoch += 1  # whoever was signed in before the new password is signed out
             session.add(row)
-    _sign_in(request, sessions, customer)
+    _sign_in(request, sessions, customer, how="mailed link")
     return RedirectResponse("/portal/concerns", status_code=303)
 
 
