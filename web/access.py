@@ -39,6 +39,8 @@ CUSTOMERS = frozenset({CUSTOMER})
 KB_WRITERS = frozenset({"agent", "lead", "process_owner", "admin"})
 # Take articles out of circulation and back; publishing a carried-forward draft is checked again in the store.
 KB_CURATORS = frozenset({"lead", "process_owner", "admin"})
+# The staff audit log and its evidence: auditors and admins only (it names everyone's sign-ins and addresses).
+AUDITORS = frozenset({"auditor", "admin"})
 
 # "METHOD /path" with every path parameter written `{}`, so renaming a parameter keeps its rule.
 RULES: dict[str, frozenset[str]] = {
@@ -124,6 +126,11 @@ RULES: dict[str, frozenset[str]] = {
     "GET /kb/articles/{}/revisions/{}": DESK_READERS,
     "POST /kb/articles/{}/revisions/{}/restore": KB_WRITERS,
     "GET /kb/articles/{}/compare": DESK_READERS,
+    # the staff audit log and the evidence bundle
+    "GET /audit": AUDITORS,
+    "POST /audit/bundle": AUDITORS,
+    "GET /api/audit": AUDITORS,
+    "GET /api/audit.csv": AUDITORS,
 }
 
 # Where an anonymous visitor of a page is sent to sign in: customers' pages go to the portal.
