@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from temporalio.client import Client
 
+from api.audit_verify import run_histories
 from registry import audit, chain
 from registry.db import Sessions
 from registry.models import ClockEvent, Concern
@@ -76,8 +77,6 @@ def _registry_part(sessions: Sessions, since: datetime, until: datetime) -> dict
 
 async def _governing(client: Client, workflows: dict[str, str | None]) -> dict:
     """The SOP version, SLA policy and calendar each concern started with, from its workflow's first event."""
-    from api.audit_verify import run_histories
-
     policies, calendars, concerns, missing = {}, {}, {}, []
     for cid, workflow_id in workflows.items():
         runs = await run_histories(client, workflow_id) if workflow_id else []

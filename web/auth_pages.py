@@ -104,7 +104,8 @@ def begin_session(request: Request, sessions: Sessions, *, user_id: int | None =
                                   lifetime=lifetime)
         staff = user_id is not None
         audit.record(session=session, actor=actor, action="staff.sign_in" if staff else "customer.sign_in",
-                     target=f"user:{user_id}" if staff else f"customer:{customer_id}", detail={"how": how})
+                     target=f"user:{actor or user_id}" if staff else f"customer:{actor or customer_id}",
+                     detail={"how": how})
     request.session["sid"] = session_id
 
 
