@@ -183,3 +183,29 @@ async def test_verify_rebuilds_every_clock_from_history_and_names_each_tampered_
 def row_of_all(desk, concern_id: str) -> list[dict]:
     with desk.sessions.read() as session:
         return audit.clock_rows(session.connection(), concern_id)
+
+
+async def test_verify_follows_a_concern_across_continue_as_new(desk):
+    from tests.engine_support import ADA
+
+    desk.settings.continue_after_events = 40
+    concern = await open_concern(desk, category="breach", priority="low")
+    await desk.wait_for(concern.id, lambda c: c.step == "level1")
+    await act(desk, concern, "claim", ADA)
+    await act(desk, concern, "request_info", ADA, text="Which order?")
+    for i in range(12):
+        await act(desk, concern, "note", ADA, text=f"note {i}")
+    await say(desk, concern, "Order 12")  # the clocks resume in a later run than the one that paused them
+    await desk.wait_for(concern.id, lambda c: c.status == "open" and c.seq > 14)
+    await settled(desk, concern)
+    runs = {e.run_id for e in clock_events(desk, concern.id)}
+    assert len(runs) == 2, runs
+    result = await verify(sessions=desk.sessions, client=desk.client, actor="auditor@desk.test", concern_id=concern.id)
+    assert result.lines() == [] and result.events == len(clock_events(desk, concern.id))
+    resume = next(e for e in clock_events(desk, concern.id) if e.kind == "resume")
+    sql(desk, "UPDATE clockevent SET at = :at WHERE id = :id", at=resume.at.replace(tzinfo=None) - timedelta(hours=1)
+        if desk.sessions.dialect == "sqlite" else resume.at - timedelta(hours=1), id=resume.id)
+    lines = (await verify(sessions=desk.sessions, client=desk.client, actor="auditor@desk.test",
+                          concern_id=concern.id)).lines()
+    assert any(line.startswith(f"{concern.id} {resume.clock} #{resume.seq} (resume") and "at differs" in line
+               for line in lines), lines
