@@ -179,6 +179,12 @@ async def test_verify_rebuilds_every_clock_from_history_and_names_each_tampered_
     assert "clock_events.csv: its SHA-256 differs from the manifest's" in ran.stdout
     assert f"clock event {breach.id} #{hit.seq} (first_response stop" in ran.stdout and "it was edited" in ran.stdout
 
+    # The command writes the same bundle for whole days.
+    done = await asyncio.to_thread(ccr, desk, "audit", "export", "--from", today, "--to", today,
+                                   str(tmp_path / "cli.zip"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"wrote {tmp_path / 'cli.zip'}: 2 concerns, {count} clock events")
+
 
 def row_of_all(desk, concern_id: str) -> list[dict]:
     with desk.sessions.read() as session:

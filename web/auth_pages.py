@@ -73,7 +73,8 @@ def login(
         ok = verify_password(password, user.password_hash if user is not None and user.active else None)
     if not ok:
         with sessions.begin() as session:
-            audit.record(session=session, actor=email, action="staff.sign_in_failed", target=f"user:{email}",
+            audit.record(session=session, actor=email or "(no e-mail given)", action="staff.sign_in_failed",
+                         target=f"user:{email}",
                          detail={"reason": "deactivated" if user is not None and not user.active else "wrong e-mail "
                                  "or password"})
         left = verdict.left

@@ -52,7 +52,8 @@ def _sign_in(request: Request, sessions: Sessions, customer: Customer, how: str 
 
 def _failed_sign_in(sessions: Sessions, email: str) -> None:
     with sessions.begin() as session:
-        audit.record(session=session, actor=email, action="customer.sign_in_failed", target=f"customer:{email}",
+        audit.record(session=session, actor=email or "(no e-mail given)", action="customer.sign_in_failed",
+                     target=f"customer:{email}",
                      detail={"reason": "wrong e-mail or password"})
 
 
