@@ -274,6 +274,23 @@ async def _desk(tmp_path, url, temporal_server, client):
     engine.dispose()
 
 
+@pytest.fixture
+async def smtp_port(desk):
+    """The desk's SMTP intake, started by `serve_smtp` as `ccr smtp` does, on a free port (the module's `desk`)."""
+    from api.mail_intake import serve_smtp
+
+    desk.settings.smtp_port = free_port()
+    task = asyncio.create_task(serve_smtp(desk.settings, intake=desk.intake))
+    for _ in range(200):  # the listener starts on this loop, so wait without blocking it
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", desk.settings.smtp_port)) == 0:
+                break
+        await asyncio.sleep(0.05)
+    yield desk.settings.smtp_port
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 # ---- a live HTTP server and a real browser ---------------------------------------------------
 
 
