@@ -10,7 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from api import concerns, customers, health, metrics, reports
+from api import concerns, customers, health, metrics, reports, sop_drafts, sops
 from api.catalog import Catalog
 from api.handover import Handover, HandoverSweeper
 from registry.db import Sessions, make_engine
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(concerns.router)
     app.include_router(reports.router)
     app.include_router(customers.router)
+    app.include_router(sops.router)
+    app.include_router(sop_drafts.router)
     return app
 
 
