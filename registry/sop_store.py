@@ -10,7 +10,9 @@ from sqlmodel import Session, col, select
 
 from registry.models import Concern, SopVersion, User
 from registry.sop_history import SopRetirement, record_event, retired_ids, retirement
-from sops.schema import HumanStep, SopDefinition
+from sops.schema import HumanStep, SopDefinition, format_duration
+
+_DURATIONS = ("wait", "escalate_after")
 
 
 class RetireRefused(Exception):
@@ -62,6 +64,17 @@ def version_yaml(row: SopVersion) -> str:
     if row.source_yaml:
         return row.source_yaml
     data = {k: v for k, v in row.definition.items() if k != "version"}
+    # Leave out what the author never wrote (empty optional fields) and spell durations as people do.
+    data["applies_to"] = {k: v for k, v in (data.get("applies_to") or {}).items() if v}
+    steps = {}
+    for sid, step in data.get("steps", {}).items():
+        tidy = {"type": step.get("type")}
+        for key, value in step.items():
+            if value is None or value == [] or key == "type":
+                continue
+            tidy[key] = format_duration(value) if key in _DURATIONS and isinstance(value, int) else value
+        steps[sid] = tidy
+    data["steps"] = steps
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
 
 
