@@ -8,3 +8,5 @@ import registry.handover  # noqa: F401
 import registry.mailbox  # noqa: F401
 import registry.ratings  # noqa: F401
 import registry.workspace  # noqa: F401
+import registry.sop_drafts  # noqa: F401
+import registry.sop_history  # noqa: F401

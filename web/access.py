@@ -35,6 +35,10 @@ CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
 CUSTOMER_EDITORS = AGENTS
 CUSTOMERS = frozenset({CUSTOMER})
 KB_WRITERS = frozenset({"agent", "lead", "process_owner", "admin"})
+# SOPs: staff read versions, changes and shared drafts; process owners and admins write, publish and retire.
+SOP_READERS = DESK_READERS
+SOP_API_READERS = STAFF
+SOP_WRITERS = frozenset({"process_owner", "admin"})
 # Take articles out of circulation and back; publishing a carried-forward draft is checked again in the store.
 KB_CURATORS = frozenset({"lead", "process_owner", "admin"})
 
@@ -94,6 +98,22 @@ RULES: dict[str, frozenset[str]] = {
     "POST /portal/concerns/{}/messages": CUSTOMERS,
     "POST /portal/concerns/{}/rating": CUSTOMERS,
     "GET /portal/attachments/{}": CUSTOMERS,
+    # SOPs: the list, a SOP and its history, versions, compare; drafts, publishing and retiring
+    "GET /sops": SOP_READERS,
+    "GET /sops/new": SOP_WRITERS,
+    "POST /sops/new": SOP_WRITERS,
+    "GET /sops/{}": SOP_READERS,
+    "GET /sops/{}/versions/{}": SOP_READERS,
+    "GET /sops/{}/compare": SOP_READERS,
+    "POST /sops/{}/retire": SOP_WRITERS,
+    "POST /sops/{}/reinstate": SOP_WRITERS,
+    "POST /sops/{}/drafts": SOP_WRITERS,
+    "GET /sops/{}/drafts/{}": SOP_READERS,
+    "POST /sops/{}/drafts/{}": SOP_WRITERS,
+    "POST /sops/{}/drafts/{}/share": SOP_WRITERS,
+    "POST /sops/{}/drafts/{}/delete": SOP_WRITERS,
+    "GET /sops/{}/drafts/{}/publish": SOP_READERS,
+    "POST /sops/{}/drafts/{}/publish": SOP_WRITERS,
     # JSON API
     "POST /api/concerns": ON_BEHALF,
     "GET /api/concerns": API_CALLERS,
@@ -108,6 +128,21 @@ RULES: dict[str, frozenset[str]] = {
     "POST /api/customers/{}/merge": CUSTOMER_EDITORS,
     "POST /api/customers/{}/calls": CUSTOMER_EDITORS,
     "GET /api/reports/deflection": REPORT_READERS,
+    "GET /api/sops": SOP_API_READERS,
+    "POST /api/sops/validate": SOP_API_READERS,
+    "GET /api/sops/{}/versions": SOP_API_READERS,
+    "POST /api/sops/{}/versions": SOP_WRITERS,
+    "GET /api/sops/{}/versions/{}": SOP_API_READERS,
+    "POST /api/sops/{}/retire": SOP_WRITERS,
+    "POST /api/sops/{}/reinstate": SOP_WRITERS,
+    "GET /api/sops/{}/history": SOP_API_READERS,
+    "GET /api/sops/{}/drafts": SOP_API_READERS,
+    "POST /api/sops/{}/drafts": SOP_WRITERS,
+    "GET /api/sops/{}/drafts/{}": SOP_API_READERS,
+    "PUT /api/sops/{}/drafts/{}": SOP_WRITERS,
+    "DELETE /api/sops/{}/drafts/{}": SOP_WRITERS,
+    "POST /api/sops/{}/drafts/{}/share": SOP_WRITERS,
+    "POST /api/sops/{}/drafts/{}/publish": SOP_WRITERS,
     # knowledge articles: staff read, agents and process owners write and publish (a draft carried forward
     # from a resolution only by a second person, a lead or process owner), curators unpublish and archive
     "GET /kb/articles": DESK_READERS,
