@@ -36,7 +36,7 @@ def test_every_step_is_a_node_shaped_by_its_type():
 def test_edges_carry_outcome_names_and_join_shared_targets():
     _, edges = _nodes_and_edges(to_mermaid(ACCOUNT))
     assert ("step_kb", "answered", "step_confirm") in edges
-    assert ("step_reset", "no_email / error", "step_level1") in edges
+    assert ("step_reset", "not_eligible / no_email / error", "step_level1") in edges
     assert ("step_level1", "escalated / timeout", "step_level2") in edges
     assert ("step_survey", "", "step_close") in edges
     assert len(edges) == 16
