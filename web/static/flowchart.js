@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   const NS = "http://www.w3.org/2000/svg";
-  const TITLE_WIDTH = 200;      // a step's title wraps onto more lines beyond this
+  const TITLE_WIDTH = 200, NARROW_TITLE_WIDTH = 160;  // a step's title wraps onto more lines beyond this
   const PAD_X = 12, PAD_Y = 9, HEX = 12;
   const TITLE_LINE = 17, SUMMARY_LINE = 15, GAP = 3;
   const LABEL_PAD_X = 4, LABEL_LINE = 14;
@@ -61,11 +61,11 @@
     return lines.length ? lines : [""];
   }
 
-  function sized(graph, m) {
+  function sized(graph, m, titleWidth) {
     const boxes = {};
     for (const n of graph.nodes) {
-      const title = wrap(n.label, "title", TITLE_WIDTH, m);
-      const summary = wrap(n.summary || "", "summary", Math.max(TITLE_WIDTH, ...title.map((t) => m.width(t, "title"))), m);
+      const title = wrap(n.label, "title", titleWidth, m);
+      const summary = wrap(n.summary || "", "summary", Math.max(titleWidth, ...title.map((t) => m.width(t, "title"))), m);
       const inner = Math.max(90, ...title.map((t) => m.width(t, "title")), ...summary.map((t) => m.width(t, "summary")));
       const extra = n.type === "decide" ? 2 * HEX : n.type === "end" ? 10 : 0;
       boxes[n.id] = {title, summary, width: Math.ceil(inner + 2 * PAD_X + extra),
@@ -95,8 +95,8 @@
     return {id: "root", layoutOptions: OPTIONS, children, edges};
   }
 
-  function shapeKey(graph) {
-    return JSON.stringify([graph.start, graph.nodes.map((n) => [n.id, n.label, n.summary, n.type]),
+  function shapeKey(graph, titleWidth) {
+    return JSON.stringify([titleWidth, graph.start, graph.nodes.map((n) => [n.id, n.label, n.summary, n.type]),
                            graph.edges.map((e) => [e.source, e.target, e.label])]);
   }
 
@@ -172,7 +172,7 @@
       if (n.mark) classes.push("mark-" + n.mark);
       const state = n.current ? ", the concern is here now" : n.visited ? ", passed" : "";
       const g = make("g", {class: classes.join(" "), "data-step": n.id, transform: `translate(${c.x},${c.y})`,
-                           tabindex: "0", role: "button", "aria-label": `${n.label}: ${n.summary}${state}`}, nodeLayer);
+                           tabindex: "0", role: "img", "aria-roledescription": "step", "aria-label": `${n.label}: ${n.summary}${state}`}, nodeLayer);
       shape(n, c.width, c.height, g);
       const title = make("text", {class: "title", "text-anchor": "middle"}, g);
       box.title.forEach((line, i) => {
@@ -285,7 +285,9 @@
     figure.classList.add("drawn");
     // A chart wider than its box scrolls: bring the current step (else the start) into view.
     const focus = svg.querySelector(".node.current") || svg.querySelector(".node.start");
-    if (focus && canvas.scrollWidth > canvas.clientWidth) {
+    const scrolls = canvas.scrollWidth > canvas.clientWidth;
+    figure.classList.toggle("scrolls", scrolls);
+    if (focus && scrolls) {
       const c = canvas.getBoundingClientRect(), r = focus.getBoundingClientRect();
       canvas.scrollLeft += r.left - c.left - (c.width - r.width) / 2;
     }
@@ -298,7 +300,9 @@
     if (figure.dataset.chartState) return;
     figure.dataset.chartState = "drawing";
     const graph = JSON.parse(figure.querySelector(".sop-chart-data").textContent);
-    const key = shapeKey(graph);
+    // On a phone, titles wrap sooner so the chart needs less sideways scrolling.
+    const titleWidth = figure.clientWidth < 560 ? NARROW_TITLE_WIDTH : TITLE_WIDTH;
+    const key = shapeKey(graph, titleWidth);
     const known = layouts.get(key);
     if (known && known.laid) {
       place(figure, graph, known.size, known.laid);
@@ -306,7 +310,7 @@
       return;
     }
     const m = measurer(figure);
-    const size = sized(graph, m);
+    const size = sized(graph, m, titleWidth);
     m.done();
     elk = elk || new ELK();
     const entry = known || {size, pending: elk.layout(elkGraph(graph, size))};
