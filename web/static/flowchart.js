@@ -129,8 +129,8 @@
                              "aria-label": figure.getAttribute("aria-label") || "SOP flow chart"});
     const defs = make("defs", {}, svg);
     for (const kind of ["plain", "taken"]) {
-      const marker = make("marker", {id: `${uid}-arrow-${kind}`, viewBox: "0 0 10 10", refX: "9.5", refY: "5",
-                                     markerWidth: "8", markerHeight: "8", markerUnits: "userSpaceOnUse",
+      const marker = make("marker", {id: `${uid}-arrow-${kind}`, viewBox: "0 0 10 10", refX: "11", refY: "5",
+                                     markerWidth: "9", markerHeight: "9", markerUnits: "userSpaceOnUse",
                                      orient: "auto-start-reverse"}, defs);
       make("path", {d: "M0,0.5 L10,5 L0,9.5 z", class: `arrowhead ${kind}`}, marker);
     }
@@ -214,7 +214,7 @@
     const state = n.current ? "the concern is here now" : n.visited ? "the concern passed this step" : "";
     if (state || n.mark) {
       const p = document.createElement("p");
-      p.className = "state";
+      p.className = "state" + (n.current ? " current" : n.visited ? " visited" : "");
       p.textContent = [state, n.mark].filter(Boolean).join(" · ");
       tip.appendChild(p);
     }
@@ -292,7 +292,7 @@
       canvas.scrollLeft += r.left - c.left - (c.width - r.width) / 2;
     }
     const list = figure.querySelector(".sop-chart-list");
-    if (list && !listsOpened.has(figure.id)) list.open = false;
+    if (list && listsOpened.has(figure.id)) list.open = true;
     figure.dispatchEvent(new CustomEvent("sop-chart:drawn", {bubbles: true}));
   }
 
