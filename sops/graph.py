@@ -231,3 +231,25 @@ def _guess_step(sop: SopDefinition, entry: TimelineEntryLike, previous: str | No
     if len(candidates) > 1 and previous in sop.steps:
         candidates = [sid for sid in candidates if sid in sop.targets(previous)]
     return candidates[0] if len(candidates) == 1 else None
+
+
+def compare_graph(old: SopDefinition | Mapping[str, Any], new: SopDefinition | Mapping[str, Any]) -> dict[str, Any]:
+    """The graph of `new` with the steps and edges only `old` has, each step and edge marked added, removed or changed."""
+    old = old if isinstance(old, SopDefinition) else SopDefinition.model_validate(old)
+    new = new if isinstance(new, SopDefinition) else SopDefinition.model_validate(new)
+    marks: dict[str, Mark] = {}
+    for sid, step in new.steps.items():
+        if sid not in old.steps:
+            marks[sid] = "added"
+        elif step.model_dump(mode="json") != old.steps[sid].model_dump(mode="json"):
+            marks[sid] = "changed"
+    graph = chart_graph(new, marks=marks)
+    before = chart_graph(old)
+    known = {n["id"] for n in graph["nodes"]}
+    graph["nodes"] += [{**n, "mark": "removed"} for n in before["nodes"] if n["id"] not in known]
+    old_edges = {e["id"] for e in before["edges"]}
+    for edge in graph["edges"]:
+        edge["mark"] = None if edge["id"] in old_edges else "added"
+    new_edges = {e["id"] for e in graph["edges"]}
+    graph["edges"] += [{**e, "mark": "removed"} for e in before["edges"] if e["id"] not in new_edges]
+    return graph

@@ -122,3 +122,20 @@ async def test_a_concern_marks_the_decide_and_notify_steps_it_passed_on_its_page
         if step.title:
             assert f"<strong>{step.title}</strong>" in page
     assert "urgent → Alert the complaints team" in page
+
+
+def test_compare_graph_marks_added_removed_and_changed_steps_and_edges():
+    from sops.graph import compare_graph
+
+    old = GENERAL.model_dump(mode="json")
+    new = json.loads(json.dumps(old))
+    del new["steps"]["level2"]
+    new["steps"]["level1"]["outcomes"] = {"resolved": "survey", "escalated": "specialist", "timeout": "specialist"}
+    new["steps"]["specialist"] = {"type": "human", "title": "Specialists", "level": 3, "outcomes": {"resolved": "survey"}}
+    graph = compare_graph(old, new)
+    marks = {n["id"]: n["mark"] for n in graph["nodes"] if n["mark"]}
+    assert marks == {"level1": "changed", "specialist": "added", "level2": "removed"}
+    edges = {e["id"]: e["mark"] for e in graph["edges"] if e["mark"]}
+    assert edges == {"level1->specialist": "added", "specialist->survey": "added", "level1->level2": "removed",
+                     "level2->survey": "removed"}
+    assert len(graph["nodes"]) == len(GENERAL.steps) + 1

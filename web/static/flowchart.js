@@ -66,10 +66,12 @@
     for (const n of graph.nodes) {
       const title = wrap(n.label, "title", titleWidth, m);
       const summary = wrap(n.summary || "", "summary", Math.max(titleWidth, ...title.map((t) => m.width(t, "title"))), m);
-      const inner = Math.max(90, ...title.map((t) => m.width(t, "title")), ...summary.map((t) => m.width(t, "summary")));
+      const mark = n.mark ? [n.mark] : [];  // a compare view's tag, on a line of its own inside the box
+      const inner = Math.max(90, ...title.map((t) => m.width(t, "title")), ...summary.map((t) => m.width(t, "summary")),
+                             ...mark.map((t) => m.width(t, "mark")));
       const extra = n.type === "decide" ? 2 * HEX : n.type === "end" ? 10 : 0;
       boxes[n.id] = {title, summary, width: Math.ceil(inner + 2 * PAD_X + extra),
-                     height: Math.ceil(2 * PAD_Y + title.length * TITLE_LINE + GAP + summary.length * SUMMARY_LINE)};
+                     height: Math.ceil(2 * PAD_Y + title.length * TITLE_LINE + GAP + (summary.length + mark.length) * SUMMARY_LINE)};
     }
     const labels = {};
     for (const e of graph.edges) {
@@ -96,7 +98,7 @@
   }
 
   function shapeKey(graph, titleWidth) {
-    return JSON.stringify([titleWidth, graph.start, graph.nodes.map((n) => [n.id, n.label, n.summary, n.type]),
+    return JSON.stringify([titleWidth, graph.start, graph.nodes.map((n) => [n.id, n.label, n.summary, n.type, n.mark]),
                            graph.edges.map((e) => [e.source, e.target, e.label])]);
   }
 
@@ -142,7 +144,8 @@
       const taken = e ? e.visited : graph.visited.includes(graph.start);
       for (const s of le.sections || []) {
         const points = [s.startPoint, ...(s.bendPoints || []), s.endPoint];
-        make("path", {d: path(points), class: "edge" + (taken ? " taken" : "") + (e ? "" : " entry"),
+        const mark = e && e.mark ? " mark-" + e.mark : "";
+        make("path", {d: path(points), class: "edge" + (taken ? " taken" : "") + (e ? "" : " entry") + mark,
                       "data-edge": le.id, "data-points": points.map((p) => `${p.x},${p.y}`).join(" "),
                       "marker-end": `url(#${uid}-arrow-${taken ? "taken" : "plain"})`}, edgeLayer);
       }
@@ -189,9 +192,8 @@
         make("path", {d: "M-3.2,0.2 L-1,2.5 L3.2,-2.4"}, badge);
       }
       if (n.mark) {
-        const tag = make("g", {class: "mark-tag", transform: `translate(${c.width - 4},-7)`}, g);
-        const t = make("text", {"text-anchor": "end", y: 4}, tag);
-        t.textContent = n.mark;
+        const y = top + 11 + box.summary.length * SUMMARY_LINE;
+        make("text", {class: "mark", "text-anchor": "middle", x: c.width / 2, y}, g).textContent = n.mark;
       }
     }
     return svg;
