@@ -13,15 +13,16 @@ from starlette.concurrency import run_in_threadpool
 from api.concerns import ensure_started, perform
 from api.deps import Principal, SessionsDep, get_client
 from registry import concerns as store
-from registry.models import Concern, Customer, Organisation, User
+from registry.models import Concern, Customer, Organisation, SopVersion, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
 from registry.sop_store import active_staffing, can_take, get_version
 from registry.types import row_id, utcnow
 from registry.workspace import others_present, touch_presence
+from sops.graph import chart_graph, steps_passed
+from sops.schema import SopDefinition
 from web.agent_view import clock_rows
 from web.canned import canned_for, fill, load_canned
 from web.csrf import verify_csrf
-from web.flowchart import chart_for
 from web.templating import is_htmx, render
 from workflows.payloads import AgentAction
 
@@ -89,14 +90,12 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         staffing = active_staffing(session=session) if concern.step_type == "human" else []
     definition = version.definition if version else None
     step = (definition or {}).get("steps", {}).get(concern.step) if concern.step else None
-    visited = {e.meta.get("step") for e in timeline if e.kind == "step" and e.meta}
     steps = [(sid, (s or {}).get("title") or sid) for sid, s in ((definition or {}).get("steps") or {}).items()]
     now = utcnow()
     return {
         "c": concern, "customer": customer, "org": org, "customer_concerns": count, "timeline": timeline,
         "step": step, "step_title": (step or {}).get("title") or concern.step,
-        "chart": chart_for(concern.sop_id, concern.sop_version, definition, current=concern.step if step else None,
-                           visited=visited) if definition else None,
+        "chart": _chart(version, timeline, current=concern.step if step else None) if version else None,
         "clocks": clock_rows(concern.clocks or [], now), "now": now, "version": version_of(concern),
         "key": action_key(concern), "allowed": allowed_actions(concern, principal, step), "agents": agents,
         "categories": categories, "priorities": PRIORITIES, "presence": _presence(others, now),
@@ -104,6 +103,18 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         "canned": {a: canned_for(a) for a in ("reply", "request_info", "resolve")},
         "steps": steps, "unstaffed": _unstaffed(concern, staffing),
     }
+
+
+_sops: dict[tuple[str, int], SopDefinition] = {}
+
+
+def _chart(version: SopVersion, timeline, *, current: str | None) -> dict:
+    """The SOP version's flow chart graph, marking the steps the concern went through and the path it took."""
+    key = (version.content_hash, version.version)
+    sop = _sops.get(key)
+    if sop is None:  # a published version never changes: parse it once per process
+        sop = _sops[key] = SopDefinition.model_validate(version.definition)
+    return chart_graph(sop, current=current, passed=steps_passed(sop, timeline))
 
 
 def _unstaffed(concern: Concern, staffing) -> str | None:

@@ -153,13 +153,15 @@ class ConcernWorkflow:
             return await self._ask_customer(step_id, step, resumed)
         if isinstance(step, NotifyStep):
             text = f"Sent '{step.template}' to the {step.to}"
+            # The step travels in the meta so the flow chart can mark a notify step the concern passed.
+            meta = {"step": step_id, "template": step.template}
             if step.to == "customer":
-                self._send(step.template, kind="notice", body=text)
+                self._send(step.template, kind="notice", body=text, meta=meta)
             else:
-                self._note("team_notice", text, meta={"template": step.template})
+                self._note("team_notice", text, meta=meta)
             return step.next
         if isinstance(step, SurveyStep):
-            self._send("survey", kind="survey", body="Asked the customer to rate the service")
+            self._send("survey", kind="survey", body="Asked the customer to rate the service", meta={"step": step_id})
             return step.next
         if isinstance(step, EndStep):
             return await self._end(step_id, step, resumed)
