@@ -3,7 +3,6 @@ note, comparing versions; concerns opened before and after keep to their version
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
@@ -37,12 +36,14 @@ async def test_a_process_owner_edits_checks_publishes_and_compares_a_sop(desk, l
     assert "v1: 1" in await row.inner_text()
     await look("list")
 
-    # A version: the chart with a box per step, each linked to its details, the YAML and the hash.
+    # A version: the chart with a box per step, each showing its details when clicked, the YAML and the hash.
     await row.get_by_role("link", name="v1", exact=True).click()
-    await page.locator("svg.flowchart .node[data-step='level2']").wait_for()
-    assert await page.locator("svg.flowchart .node").count() == 4
-    await page.locator("svg.flowchart a.step-link", has=page.locator("[data-step='level2']")).click()
-    await page.wait_for_url(re.compile(r"#step-level2$"))
+    await page.locator("#chart svg .node[data-step='level2']").wait_for()
+    assert await page.locator("#chart svg .node").count() == 4
+    await page.locator("#chart svg .node[data-step='level2']").click()
+    tip = page.locator("#chart .sop-chart-tip[data-step='level2']")
+    await tip.wait_for()
+    assert "Second-level support" in await tip.inner_text()
     assert "Second-level support" in await page.locator("#step-level2").inner_text()
     assert "sla: slow" in await page.locator("pre.yaml").inner_text()
     await page.locator("#running").get_by_role("link", name=before.id).wait_for()

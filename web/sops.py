@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -26,10 +25,9 @@ from registry.sop_store import (
     version_yaml,
 )
 from sops.diff import compare, text_diff
-from sops.graph import describe_step
+from sops.graph import chart_graph, describe_step
 from sops.schema import SopDefinition, Step, format_duration
 from web.csrf import verify_csrf
-from web.flowchart import Chart, chart_for, layout
 from web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -39,23 +37,22 @@ VersionNo = Annotated[int, Path(ge=1, le=2**31 - 1)]
 _STEP: TypeAdapter[Any] = TypeAdapter(Step)
 
 
-def marked(chart: Chart, marks: dict[str, str]) -> Chart:
-    """The chart with each marked step given the class `mark-<mark>`."""
-    nodes = [replace(n, css=[*n.css, f"mark-{marks[n.id]}"]) if n.id in marks else n for n in chart.nodes]
-    return replace(chart, nodes=nodes)
+def marked(graph: dict, marks: dict[str, str]) -> dict:
+    """The graph with each marked step tagged `added`, `removed` or `changed` (drawn inside its box)."""
+    return {**graph, "nodes": [{**n, "mark": marks.get(n["id"], n.get("mark"))} for n in graph["nodes"]]}
 
 
-def version_chart(row, marks: dict[str, str] | None = None) -> Chart:
-    """The chart of a published version (laid out once per process), with marks."""
-    return marked(chart_for(row.sop_id, row.version, row.definition), marks or {})
+def version_chart(row, marks: dict[str, str] | None = None) -> dict:
+    """The flow-chart graph of a published version, with marks."""
+    return chart_graph(row.definition, marks=marks or {})
 
 
-def draft_chart(data: Any) -> Chart | None:
-    """The chart of whatever part of a draft already reads as a SOP: its steps that pass the schema."""
+def draft_chart(data: Any) -> dict | None:
+    """The graph of whatever part of a draft already reads as a SOP: its steps that pass the schema."""
     if not isinstance(data, dict):
         return None
     try:
-        return layout(SopDefinition.model_validate(data).model_dump(mode="json"))
+        return chart_graph(SopDefinition.model_validate(data))
     except ValidationError:
         pass
     steps = {}
@@ -68,7 +65,7 @@ def draft_chart(data: Any) -> Chart | None:
         return None
     start = data.get("start") if data.get("start") in steps else next(iter(steps))
     try:
-        return layout({"id": "draft", "title": "draft", "sla": "draft", "start": start, "steps": steps})
+        return chart_graph({"id": "draft", "title": "draft", "sla": "draft", "start": start, "steps": steps})
     except ValidationError:
         return None
 
