@@ -7,3 +7,4 @@ import registry.handover  # noqa: F401
 import registry.mailbox  # noqa: F401
 import registry.ratings  # noqa: F401
 import registry.workspace  # noqa: F401
+import registry.knowledge_feedback  # noqa: F401
