@@ -106,6 +106,12 @@ async def test_the_portal_says_when_to_expect_an_answer_until_the_desk_has_answe
     assert f"will answer you {promise.group(1)}" in text
     assert SOLVED_QUESTION not in text
     assert_portal_words(text)
+    # The JSON API tells the customer the same, while staff keep their note of what was sent.
+    mine = (await client.get(f"/api/concerns/{concern_id}")).json()["timeline"]
+    notice = next(t for t in mine if t["kind"] == "notice")
+    assert notice["body"].startswith("Thank you for getting in touch.") and not any("Sent '" in t["body"] for t in mine)
+    staff = (await desk.http.get(f"/api/concerns/{concern_id}", headers=desk.auth)).json()["timeline"]
+    assert next(t for t in staff if t["kind"] == "notice")["body"] == "Sent 'acknowledge' to the customer"
 
     await act(desk, concern_id, "claim", agent)
     await act(desk, concern_id, "reply", agent, text="We are checking the invoice with accounting.")
