@@ -27,6 +27,7 @@ from api.schemas import (
     MessageAccepted,
     MessageIn,
     SopRef,
+    TimelineItem,
 )
 from registry import concerns as store
 from registry.models import Concern, Customer, User
@@ -68,6 +69,10 @@ def visible_concern(session: Session, concern_id: str, principal: Principal) -> 
 def concern_public(session: Session, concern: Concern, *, internal: bool = True) -> ConcernPublic:
     """The concern with its clocks, timeline (internal notes only for staff) and clock events."""
     items = [i for i in store.timeline(session=session, concern_id=concern.id) if internal or i.direction != "internal"]
+    if not internal:
+        # A customer reads what the desk sent them, not the staff's note that it was sent.
+        items = [TimelineItem.model_validate(i).model_copy(update={"body": i.meta["portal_text"]})
+                 if i.direction == "out" and "portal_text" in (i.meta or {}) else i for i in items]
     return ConcernPublic.model_validate({
         **concern.model_dump(),
         "sop": SopRef(id=concern.sop_id, version=concern.sop_version) if concern.sop_id else None,

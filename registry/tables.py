@@ -8,5 +8,6 @@ import registry.handover  # noqa: F401
 import registry.mailbox  # noqa: F401
 import registry.ratings  # noqa: F401
 import registry.workspace  # noqa: F401
+import registry.knowledge_feedback  # noqa: F401
 import registry.sop_drafts  # noqa: F401
 import registry.sop_history  # noqa: F401

@@ -249,13 +249,13 @@ async def desk_on_both(request, tmp_path, temporal_server, temporal_client) -> D
         yield d
 
 
-async def _desk(tmp_path, url, temporal_server, client):
+async def _desk(tmp_path, url, temporal_server, client, **extra_settings):
     from web.app import create_site
     from api.intake import Intake
     from api.security import create_token, create_user
     from worker import build_worker
 
-    settings = make_settings(tmp_path, url, temporal_server.address)
+    settings = make_settings(tmp_path, url, temporal_server.address, **extra_settings)
     engine = make_engine(url)
     sessions = Sessions(engine)
     publish_all(sessions)

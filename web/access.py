@@ -91,6 +91,7 @@ RULES: dict[str, frozenset[str]] = {
     "POST /portal/reset/{}": EVERYONE,
     "GET /portal/kb": EVERYONE,
     "GET /portal/kb/{}": EVERYONE,
+    "POST /portal/kb/{}/helpful": EVERYONE,
     "GET /portal/concerns": CUSTOMERS,
     "GET /portal/concerns/new": CUSTOMERS,
     "POST /portal/concerns/new": CUSTOMERS,

@@ -156,7 +156,8 @@ class ConcernWorkflow:
             # The step travels in the meta so the flow chart can mark a notify step the concern passed.
             meta = {"step": step_id, "template": step.template}
             if step.to == "customer":
-                self._send(step.template, kind="notice", body=text, meta=meta)
+                # The timeline says, for staff, what was sent; the customer reads the template's own words.
+                self._send(step.template, kind="notice", body=text, meta=meta, context=self._promise())
             else:
                 self._note("team_notice", text, meta=meta)
             return step.next
@@ -631,7 +632,8 @@ class ConcernWorkflow:
         entry = self._note(kind, body, author=author, author_user_id=author_user_id, meta=meta, direction="out")
         if mail and self.inp.customer.email:
             entry.channel = "email"
-            self.mails.append(MailRequest(seq=entry.seq, template=template, context=context or {"text": body}))
+            self.mails.append(MailRequest(seq=entry.seq, template=template,
+                                          context={"text": body} if context is None else context))
 
     async def _record(self) -> None:
         """Write what changed to the registry in one local activity, idempotent by (concern, seq)."""
@@ -649,6 +651,12 @@ class ConcernWorkflow:
                                             start_to_close_timeout=MAIL_TIMEOUT,
                                             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10)),
                                             summary=f"mail {self.inp.concern_id}#{mail.seq}")
+
+    def _promise(self) -> dict:
+        """When the customer can expect an answer (the nearest running response clock), for a notice's mail."""
+        due = [c.due_at for c in self.clocks.all()
+               if c.name in ("first_response", "next_response") and c.state == "running" and c.due_at]
+        return {"answer_due": min(due).isoformat() if due else "", "timezone": self.inp.calendar.timezone}
 
     def _level(self) -> int | None:
         step = self.sop.steps.get(self.step_id)
