@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from api.concerns import perform
 from api.deps import ClientDep, Principal, SessionsDep
+from api.metrics import metrics_of
 from registry.models import Concern, User
 from registry.queue import CHANNELS, PRIORITIES, SLA_STATES, STATUSES, QueueAgent, QueueFilter, assignable_agents, \
     queue_page, sop_categories
@@ -100,10 +101,10 @@ def queue(request: Request, sessions: SessionsDep):
     return render(request, "agent/queue.html", ctx)
 
 
-async def _bulk_one(client, concern: Concern, action: AgentAction, gate: asyncio.Semaphore) -> str | None:
+async def _bulk_one(client, concern: Concern, action: AgentAction, gate: asyncio.Semaphore, metrics) -> str | None:
     async with gate:
         try:
-            await perform(client, concern.workflow_id, action)
+            await perform(client, concern.workflow_id, action, metrics=metrics)
             return None
         except HTTPException as err:
             return f"{concern.id}: {err.detail}"
@@ -142,7 +143,7 @@ async def bulk(request: Request, sessions: SessionsDep, client: ClientDep):
         action = AgentAction(type="assign", agent=lead, assignee=assignee) if kind == "assign" else \
             AgentAction(type="set_priority", agent=lead, priority=priority)
         gate = asyncio.Semaphore(BULK_PARALLEL)
-        failures = [r for r in await asyncio.gather(*(_bulk_one(client, c, action, gate) for c in concerns)) if r]
+        failures = [r for r in await asyncio.gather(*(_bulk_one(client, c, action, gate, metrics_of(request)) for c in concerns)) if r]
         done = len(concerns) - len(failures)
         what = f"Assigned {done} to {assignee.name}" if kind == "assign" else f"Set {done} to {priority} priority"
         notice = what + (". Not done: " + "; ".join(failures) if failures else ".")

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.concerns import ensure_started, perform
 from api.deps import Principal, SessionsDep, get_client
+from api.metrics import metrics_of
 from registry import concerns as store
 from registry.models import Concern, Customer, Organisation, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
@@ -199,7 +200,8 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     try:
         ensure_started(concern)
         assignee = await run_in_threadpool(_agent_ref, sessions, values["assignee_id"]) if name == "assign" else None
-        await perform(await get_client(request), concern.workflow_id, build_action(name, principal, values, assignee))
+        await perform(await get_client(request), concern.workflow_id, build_action(name, principal, values, assignee),
+                      metrics=metrics_of(request))
     except HTTPException as err:
         error, status = str(err.detail), err.status_code
     except ValidationError:
