@@ -140,3 +140,17 @@ def dismiss_notice(*, session: Session, user_id: int, notice_id: int) -> bool:
         notice.dismissed_at = utcnow()
         session.add(notice)
     return True
+
+
+def tell_assignment(*, session: Session, concern_id: str, subject: str, lead: str, lead_id: int, assignee_id: int,
+                    assignee_name: str, previous_id: int | None, previous_name: str | None) -> None:
+    """Tell the agent a lead assigned a concern to, and the agent who held it before (if someone else did)."""
+    short = subject if len(subject) <= 80 else subject[:79] + "…"
+    held = previous_id is not None and previous_id != assignee_id
+    if assignee_id != lead_id:
+        what = f", which {previous_name} held until now" if held else ""
+        add_notice(session=session, user_id=assignee_id, concern_id=concern_id,
+                   text=f"{lead} assigned {concern_id} “{short}” to you{what}.")
+    if held and previous_id != lead_id:
+        add_notice(session=session, user_id=previous_id, concern_id=concern_id,
+                   text=f"{lead} reassigned {concern_id} “{short}” from you to {assignee_name}.")

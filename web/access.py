@@ -54,6 +54,7 @@ RULES: dict[str, frozenset[str]] = {
     # the agent workspace
     "GET /queue": DESK_READERS,
     "POST /queue/bulk": frozenset({"lead", "admin"}),
+    "POST /queue/notices/{}/dismiss": DESK_READERS,
     "GET /concerns/{}": DESK_READERS,
     "GET /concerns/{}/actions": DESK_READERS,
     "POST /concerns/{}/actions/{}": AGENTS,

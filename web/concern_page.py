@@ -18,7 +18,7 @@ from registry.models import Concern, Customer, Organisation, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
 from registry.sop_store import active_staffing, can_take, get_version
 from registry.types import utcnow
-from registry.workspace import others_present, touch_presence
+from registry.workspace import others_present, tell_assignment, touch_presence
 from web.agent_view import clock_rows
 from web.canned import canned_for, fill, load_canned
 from web.csrf import verify_csrf
@@ -200,6 +200,9 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     try:
         ensure_started(concern)
         assignee = await run_in_threadpool(_agent_ref, sessions, values["assignee_id"]) if name == "assign" else None
+        held = name == "assign" and assignee is not None and concern.assignee_id not in (None, assignee.id)
+        if held and form.get("confirm") != "1":
+            return await _confirm_reassign(request, sessions, concern, principal, values, assignee)
         await perform(await get_client(request), concern.workflow_id, build_action(name, principal, values, assignee),
                       metrics=metrics_of(request))
     except HTTPException as err:
@@ -208,6 +211,8 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
         error = "the form has a value the desk does not know; check the fields"
     except ValueError as err:
         error = str(err)
+    if error is None and name == "assign":
+        await run_in_threadpool(_tell_assigned, sessions, concern, principal, assignee)
     ctx = await run_in_threadpool(_view, sessions, concern_id, principal, touch=False)
     if error is None:
         if not is_htmx(request):
@@ -221,6 +226,25 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     if is_htmx(request):
         return render(request, "agent/_action_form.html", {**ctx, "name": name}, status_code=status)
     return render(request, "agent/concern.html", ctx, status_code=status)
+
+
+async def _confirm_reassign(request: Request, sessions, concern: Concern, principal: Principal, values: dict, assignee):
+    """The assign form again, asking the lead to confirm taking the concern from the agent who holds it."""
+    ctx = await run_in_threadpool(_view, sessions, concern.id, principal, touch=False)
+    question = f"Held by {concern.assignee_name or 'a colleague'}; reassign to {assignee.name}?"
+    ctx["forms"]["assign"] = {"values": values, "confirm": question}
+    if is_htmx(request):
+        return render(request, "agent/_action_form.html", {**ctx, "name": "assign"})
+    return render(request, "agent/concern.html", ctx)
+
+
+def _tell_assigned(sessions, concern: Concern, lead: Principal, assignee) -> None:
+    """Notices for the agent now holding the concern and for the one who held it before."""
+    with sessions.begin() as session:
+        tell_assignment(session=session, concern_id=concern.id, subject=concern.subject,
+                        lead=lead.name or lead.email or "A lead", lead_id=lead.id, assignee_id=assignee.id,
+                        assignee_name=assignee.name, previous_id=concern.assignee_id,
+                        previous_name=concern.assignee_name)
 
 
 def _concern(sessions, concern_id: str) -> Concern | None:

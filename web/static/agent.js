@@ -10,16 +10,33 @@
   ];
 
   // Polling asks for fresh action forms only while the agent is not working in the current ones: nothing
-  // typed, no canned response chosen, no request of the panel on its way.
+  // typed, no canned response or choice picked, no request of the panel on its way. Fields the desk fills in
+  // itself (the current category, priority) count only once the agent changes them; a text box that holds text
+  // (a canned response, or what a refused form kept) counts as typed.
   window.ccrTyped = function () {
-    const fields = document.querySelectorAll("#actions textarea, #actions input[type=text], #actions .canned select");
-    const busy = document.querySelector("#actions .htmx-request");
-    return busy || Array.from(fields).some((f) => f.value.trim() !== "") ? "1" : "0";
+    const panel = document.getElementById("actions");
+    if (!panel) return "0";
+    if (panel.querySelector(".htmx-request")) return "1";
+    const changed = (f) => f.tagName === "SELECT"
+      ? Array.from(f.options).some((o) => o.selected !== o.defaultSelected)
+      : f.value !== f.defaultValue;
+    const working = Array.from(panel.querySelectorAll("textarea, input[type=text], select")).some((f) =>
+      f.tagName === "TEXTAREA" ? f.value.trim() !== "" : changed(f));
+    return working ? "1" : "0";
   };
 
   // A poll answered before the agent started must not replace the forms they are now working in.
   document.addEventListener("htmx:oobBeforeSwap", (event) => {
     if (event.detail.target.id === "actions" && window.ccrTyped() === "1") event.detail.shouldSwap = false;
+  });
+
+  // Dismissing a bulk action's result (or cancelling its question) clears it here; the link reloads without JS.
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest("[data-dismiss]");
+    if (!link) return;
+    event.preventDefault();
+    const result = document.getElementById("bulk-result");
+    if (result) result.replaceChildren();
   });
 
   function span(seconds) {
