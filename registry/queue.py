@@ -8,19 +8,21 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import Integer, bindparam, case, cast, exists, func, or_, union_all
+from sqlalchemy import Integer, bindparam, case, cast, exists, func, literal_column, null, or_, type_coerce, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
 from registry.concern_search import query_terms, search_condition, term_params
 from registry.models import Concern, Customer, SopVersion, User
 from registry.sop_store import list_latest
+from registry.types import JSONType
 
 ACTIVE = ("open", "waiting_customer")
 STATUSES = ("new", "open", "waiting_customer", "resolved", "closed")
 PRIORITIES = ("urgent", "high", "normal", "low")
 CHANNELS = ("web", "email", "api", "phone", "walk_in")
 SLA_STATES = ("ok", "warning", "breached", "paused")
+STOPPED_OR_PAUSED = ("waiting_customer", "resolved", "closed")  # literals, not parameters: status_N are taken
 
 
 # A queue row needs these, not the clocks or the SOP: loading less keeps the page fast at 100,000 concerns.
@@ -30,7 +32,11 @@ QUEUE_COLUMNS = (Concern.id, Concern.subject, Concern.customer_id, Concern.chann
                  # Who wrote in, looked up by primary key for each row the index walk picked (a join lets
                  # PostgreSQL hash the whole customer table for the sorted claims).
                  select(func.coalesce(func.nullif(Customer.name, ""), Customer.email))
-                 .where(Customer.id == Concern.customer_id).scalar_subquery().label("customer"))
+                 .where(Customer.id == Concern.customer_id).scalar_subquery().label("customer"),
+                 # The clocks only of rows whose SLA cell needs them (paused: business time left; stopped: met
+                 # or breached); running rows show their due time, which is a column.
+                 type_coerce(case((col(Concern.status).in_([literal_column(f"'{s}'") for s in STOPPED_OR_PAUSED]),
+                                   Concern.clocks), else_=null()), JSONType).label("stopped_clocks"))
 
 
 @dataclass(frozen=True)

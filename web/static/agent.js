@@ -39,24 +39,33 @@
     if (result) result.replaceChildren();
   });
 
+  // The same unit as the server's (hours and minutes, never days), labelled the same way.
   function span(seconds) {
     seconds = Math.floor(Math.abs(seconds));
-    const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600);
-    const m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-    if (d) return d + "d " + h + "h";
+    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
     if (h) return h + "h " + String(m).padStart(2, "0") + "m";
     if (m) return m + "m " + String(s).padStart(2, "0") + "s";
     return s + "s";
   }
 
+  const local = new Intl.DateTimeFormat(undefined, {weekday: "short", year: "numeric", month: "2-digit", day: "2-digit",
+                                                    hour: "2-digit", minute: "2-digit", timeZoneName: "short"});
+
   function tick() {
     const now = Date.now();
     document.querySelectorAll("time.countdown[datetime]").forEach((el) => {
-      const left = (Date.parse(el.getAttribute("datetime")) - now) / 1000;
-      el.textContent = left >= 0 ? span(left) : "overdue " + span(left);
-      if (left < 0) el.closest("tr")?.classList.add("sla-breached");
+      const due = Date.parse(el.getAttribute("datetime"));
+      const left = (due - now) / 1000;
+      el.textContent = left >= 0 ? span(left) + " left" : "overdue by " + span(left);
+      // The absolute due time on hover, in the viewer's own time zone (the server writes it in UTC).
+      if (!el.dataset.local) {
+        el.title = "due " + local.format(new Date(due));
+        el.dataset.local = "1";
+      }
+      if (left < 0) el.closest("tr, td")?.classList.add("sla-breached");
     });
   }
 
+  document.addEventListener("htmx:afterSettle", tick);
   setInterval(tick, 1000);
 })();
