@@ -68,6 +68,8 @@ RULES: dict[str, frozenset[str]] = {
     "GET /customers/mail/{}": CUSTOMER_VIEWERS,
     "GET /customers/mail/{}/message.eml": CUSTOMER_VIEWERS,
     "GET /customers/attachments/{}": CUSTOMER_VIEWERS,
+    "GET /customers/outbox": CUSTOMER_VIEWERS,
+    "GET /customers/outbox/{}": CUSTOMER_VIEWERS,  # a mail with a sign-in link: admins only, checked on the page
     "GET /customers/{}": CUSTOMER_VIEWERS,
     "POST /customers/{}/profile": CUSTOMER_EDITORS,
     "POST /customers/{}/merge": CUSTOMER_EDITORS,
