@@ -107,7 +107,7 @@ async def test_the_changed_banner_appears_only_after_typing_or_a_canned_response
     expect.set_options(timeout=20_000)
     publish_workspace_sop(desk.sessions)
     make_staff(desk.sessions, "ada@desk.test", "agent", level=1, name="Ada")
-    make_staff(desk.sessions, "bob@desk.test", "agent", level=1, name="Bob")
+    bob_staff = make_staff(desk.sessions, "bob@desk.test", "agent", level=1, name="Bob")
     concern = await open_concern(desk, "Parcel arrived damaged", "p@example.com", name="Pia")
     banner = page.locator("#actions-stale")
     await sign_in(page, live_url, "ada@desk.test")
@@ -138,14 +138,8 @@ async def test_the_changed_banner_appears_only_after_typing_or_a_canned_response
     await page.locator("#box-reply").get_by_label("Canned response").select_option("acknowledge")
     await expect(page.locator("#text-reply")).not_to_have_value("")
     make_staff(desk.sessions, "lee@desk.test", "lead", level=3, name="Lee")
-    bob_id = next(u for u in [await desk.concern(concern.id)] if u)  # the projection row, for the lead's update
-    async with Agent(desk, "lee@desk.test") as lee:
-        from sqlmodel import select
-
-        from registry.models import User
-        with desk.sessions.begin() as session:
-            bob_user = session.exec(select(User).where(User.email == "bob@desk.test")).one()
-        done = await lee.act(bob_id.id, "assign", assignee_id=str(bob_user.id), confirm="1")
+    async with Agent(desk, "lee@desk.test") as lee:  # a lead hands it to Bob
+        done = await lee.act(concern.id, "assign", assignee_id=str(bob_staff["id"]), confirm="1")
         assert done.status_code == 303
     await expect(banner).to_contain_text("This concern changed while you were typing")
 
