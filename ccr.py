@@ -182,7 +182,9 @@ async def serve_all(settings, *, smtp: bool, seed: bool, on_ready=None) -> None:
         if smtp:
             from api.mail_intake import start_listener
 
-            smtp_controller = await start_listener(settings, client=client, sessions=sessions, loop=loop)
+            # In this one process the web app's /metrics also counts what arrives by mail.
+            smtp_controller = await start_listener(settings, client=client, sessions=sessions, loop=loop,
+                                                   on_opened=site.state.metrics.count_opened)
         await _wait_ready(settings, stop)
         if seed:
             intake = Intake(sessions=sessions, client=client, settings=settings, catalog=Catalog.load())

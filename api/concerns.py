@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientDep, DbSession, IntakeDep, Principal, require
 from api.intake import IntakeError
-from api.metrics import metrics_of
+from api.metrics import Metrics, metrics_of
 from api.schemas import (
     ActionIn,
     ConcernCreate,
@@ -103,8 +103,6 @@ async def open_concern(
             "send the same request again with the same Idempotency-Key" if idempotency_key else
             "send it again in a moment, with an Idempotency-Key header so that a retry never opens a second concern"
         )) from err
-    if (m := metrics_of(request)) is not None:
-        m.opened.labels(body.channel).inc()
     pending = await run_in_threadpool(intake.is_pending, concern.id)
     if pending:
         response.status_code = 202
@@ -164,16 +162,8 @@ async def act(
     action = AgentAction(type=body.type, agent=agent.agent_ref(), text=body.text, reason=body.reason,
                          priority=body.priority, category=body.category, assignee=assignee,
                          worth_article=body.worth_article, step=body.step)
-    m = metrics_of(request)
-    try:
-        ensure_started(concern)
-        await perform(client, concern.workflow_id, action)
-    except HTTPException:
-        if m is not None:
-            m.actions.labels(body.type, "rejected").inc()
-        raise
-    if m is not None:
-        m.actions.labels(body.type, "accepted").inc()
+    ensure_started(concern)
+    await perform(client, concern.workflow_id, action, metrics=metrics_of(request))
     session.expire_all()
     return concern_public(session, session.get(Concern, concern_id))
 
@@ -189,12 +179,16 @@ def ensure_started(concern: Concern) -> None:
                             headers={"Retry-After": "5"})
 
 
-async def perform(client, workflow_id: str, action: AgentAction):
-    """Send an action to the workflow; a rejection becomes a 409 with the validator's reason."""
+async def perform(client, workflow_id: str, action: AgentAction, *, metrics: Metrics | None = None):
+    """Send an action to the workflow; a rejection becomes a 409 with the validator's reason.
+
+    Every page and the API act through here, so `metrics` counts each action once, wherever it was taken."""
     handle = client.get_workflow_handle(workflow_id)
     try:
-        return await handle.execute_update(ConcernWorkflow.act, action)
+        result = await handle.execute_update(ConcernWorkflow.act, action)
     except WorkflowUpdateFailedError as err:
+        if metrics is not None:
+            metrics.count_action(action.type, accepted=False)
         cause = err.cause
         raise HTTPException(409, getattr(cause, "message", None) or str(cause or err)) from err
     except RPCError as err:
@@ -202,6 +196,9 @@ async def perform(client, workflow_id: str, action: AgentAction):
             raise HTTPException(503, "Temporal is unreachable, so the action was not taken; try again in a moment",
                                 headers={"Retry-After": "5"}) from err
         raise HTTPException(409, f"the concern's workflow is not running: {err.message}") from err
+    if metrics is not None:
+        metrics.count_action(action.type, accepted=True)
+    return result
 
 
 @router.post("/{concern_id}/messages", status_code=202, response_model=MessageAccepted)

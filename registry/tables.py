@@ -4,6 +4,7 @@ import registry.access  # noqa: F401
 import registry.knowledge  # noqa: F401
 import registry.models  # noqa: F401
 import registry.attachments  # noqa: F401
+import registry.concern_search  # noqa: F401
 import registry.handover  # noqa: F401
 import registry.mailbox  # noqa: F401
 import registry.ratings  # noqa: F401

@@ -61,6 +61,7 @@ RULES: dict[str, frozenset[str]] = {
     # the agent workspace
     "GET /queue": DESK_READERS,
     "POST /queue/bulk": frozenset({"lead", "admin"}),
+    "POST /queue/notices/{}/dismiss": DESK_READERS,
     "GET /concerns/{}": DESK_READERS,
     "GET /concerns/{}/actions": DESK_READERS,
     "POST /concerns/{}/actions/{}": AGENTS,
@@ -74,6 +75,8 @@ RULES: dict[str, frozenset[str]] = {
     "GET /customers/mail/{}": CUSTOMER_VIEWERS,
     "GET /customers/mail/{}/message.eml": CUSTOMER_VIEWERS,
     "GET /customers/attachments/{}": CUSTOMER_VIEWERS,
+    "GET /customers/outbox": CUSTOMER_VIEWERS,
+    "GET /customers/outbox/{}": CUSTOMER_VIEWERS,  # a mail with a sign-in link: admins only, checked on the page
     "GET /customers/{}": CUSTOMER_VIEWERS,
     "POST /customers/{}/profile": CUSTOMER_EDITORS,
     "POST /customers/{}/merge": CUSTOMER_EDITORS,

@@ -12,12 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.concerns import ensure_started, perform
 from api.deps import Principal, SessionsDep, get_client
+from api.metrics import metrics_of
 from registry import concerns as store
 from registry.models import Concern, Customer, Organisation, SopVersion, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
 from registry.sop_store import active_staffing, can_take, get_version
 from registry.types import row_id, utcnow
-from registry.workspace import others_present, touch_presence
+from registry.workspace import others_present, tell_assignment, touch_presence
 from sops.graph import chart_graph, steps_passed
 from sops.schema import SopDefinition
 from web.agent_view import clock_rows
@@ -210,13 +211,19 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     try:
         ensure_started(concern)
         assignee = await run_in_threadpool(_agent_ref, sessions, values["assignee_id"]) if name == "assign" else None
-        await perform(await get_client(request), concern.workflow_id, build_action(name, principal, values, assignee))
+        held = name == "assign" and assignee is not None and concern.assignee_id not in (None, assignee.id)
+        if held and form.get("confirm") != "1":
+            return await _confirm_reassign(request, sessions, concern, principal, values, assignee)
+        await perform(await get_client(request), concern.workflow_id, build_action(name, principal, values, assignee),
+                      metrics=metrics_of(request))
     except HTTPException as err:
         error, status = str(err.detail), err.status_code
     except ValidationError:
         error = "the form has a value the desk does not know; check the fields"
     except ValueError as err:
         error = str(err)
+    if error is None and name == "assign":
+        await run_in_threadpool(_tell_assigned, sessions, concern, principal, assignee)
     ctx = await run_in_threadpool(_view, sessions, concern_id, principal, touch=False)
     if error is None:
         if not is_htmx(request):
@@ -230,6 +237,25 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     if is_htmx(request):
         return render(request, "agent/_action_form.html", {**ctx, "name": name}, status_code=status)
     return render(request, "agent/concern.html", ctx, status_code=status)
+
+
+async def _confirm_reassign(request: Request, sessions, concern: Concern, principal: Principal, values: dict, assignee):
+    """The assign form again, asking the lead to confirm taking the concern from the agent who holds it."""
+    ctx = await run_in_threadpool(_view, sessions, concern.id, principal, touch=False)
+    question = f"Held by {concern.assignee_name or 'a colleague'}; reassign to {assignee.name}?"
+    ctx["forms"]["assign"] = {"values": values, "confirm": question}
+    if is_htmx(request):
+        return render(request, "agent/_action_form.html", {**ctx, "name": "assign"})
+    return render(request, "agent/concern.html", ctx)
+
+
+def _tell_assigned(sessions, concern: Concern, lead: Principal, assignee) -> None:
+    """Notices for the agent now holding the concern and for the one who held it before."""
+    with sessions.begin() as session:
+        tell_assignment(session=session, concern_id=concern.id, subject=concern.subject,
+                        lead=lead.name or lead.email or "A lead", lead_id=lead.id, assignee_id=assignee.id,
+                        assignee_name=assignee.name, previous_id=concern.assignee_id,
+                        previous_name=concern.assignee_name)
 
 
 def _concern(sessions, concern_id: str) -> Concern | None:

@@ -431,8 +431,13 @@ class ConcernWorkflow:
             self.assignee = None
             self._note("released", f"Released by {agent.name}", **author)
         elif kind == "assign":
-            self.assignee = action.assignee
-            self._note("assigned", f"Assigned to {action.assignee.name} by {agent.name}", **author)
+            previous, self.assignee = self.assignee, action.assignee
+            if previous is not None and previous.id != action.assignee.id:
+                # Naming both, so the agent who held it sees on the timeline where it went and why it left them.
+                self._note("assigned", f"Reassigned from {previous.name} to {action.assignee.name} by {agent.name}",
+                           meta={"from": previous.name, "to": action.assignee.name}, **author)
+            else:
+                self._note("assigned", f"Assigned to {action.assignee.name} by {agent.name}", **author)
         elif kind == "reply":
             self._send("reply", kind="reply", body=action.text, **author)
             self._responded()

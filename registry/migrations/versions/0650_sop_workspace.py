@@ -1,7 +1,7 @@
 """SOP workspace: publish notes and source YAML, drafts, retirements and the history of each SOP
 
 Revision ID: 0650
-Revises: 0630
+Revises: 0640
 Create Date: 2026-12-02
 
 `sopversion` keeps the note its publisher wrote and the YAML exactly as written; `sop_draft` holds work
@@ -18,7 +18,7 @@ from alembic import op
 import registry.types
 
 revision = "0650"
-down_revision = "0630"
+down_revision = "0640"
 branch_labels = None
 depends_on = None
 
