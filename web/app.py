@@ -8,7 +8,7 @@ from starlette.middleware import Middleware
 
 from api.app import create_app
 from registry.settings import Settings
-from web import agent, auth_pages, customers, knowledge, portal
+from web import agent, auth_pages, customers, knowledge, nav, portal  # noqa: F401 (nav: the staff bar's links)
 from web.access import AccessMiddleware
 from web.templating import STATIC_DIR
 
