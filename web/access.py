@@ -44,7 +44,6 @@ RULES: dict[str, frozenset[str]] = {
     "GET /openapi.json": EVERYONE,
     "GET /docs": EVERYONE,
     "GET /docs/oauth2-redirect": EVERYONE,
-    "GET /redoc": EVERYONE,
     "MOUNT /static": EVERYONE,
     # the front door and sign-in (customers sign in through the portal and may sign out here)
     "GET /": EVERYONE,
