@@ -78,6 +78,12 @@ async def test_portal_and_staff_pages_fit_and_look_designed(desk, live_url, page
                                      category="workspace")
     done = await desk.intake.open(email=LONG_EMAIL, subject="Password reset mail never came", channel="web",
                                   body="I asked twice.", category="workspace")
+    # A queue with something of everything in it, as a desk has.
+    for subject, priority in (("Cannot sign in since this morning's update", "urgent"),
+                              ("Parcel arrived with the box torn open", "high"),
+                              ("Please send invoices to accounts@example.org from now on", "low")):
+        await desk.intake.open(email=f"{priority}@example.org", name=f"{priority.title()} Customer", subject=subject,
+                               body="Details follow.", channel="email", priority=priority, category="workspace")
     for c in (concern, done):
         await desk.wait_for(c.id, lambda row: row.step == "level1")
         await act(desk, c.id, "claim", agent)
