@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Every customer concern runs as one durable workflow that follows its SOP.",
         lifespan=lifespan,
         dependencies=[Depends(bounded_integers)],
+        # The site serves Swagger UI from its own files (web/docs.py) instead of a CDN; ReDoc is not served.
+        docs_url=None, redoc_url=None,
     )
     app.state.settings = settings
     app.state.client = None

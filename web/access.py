@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, compile_path
 
 from api.deps import Principal, load_caller
-from web.templating import templates
+from web.errors import error_page, prefers_json
 
 ANONYMOUS = "anonymous"
 CUSTOMER = "customer"
@@ -51,7 +51,6 @@ RULES: dict[str, frozenset[str]] = {
     "GET /openapi.json": EVERYONE,
     "GET /docs": EVERYONE,
     "GET /docs/oauth2-redirect": EVERYONE,
-    "GET /redoc": EVERYONE,
     "MOUNT /static": EVERYONE,
     # the front door and sign-in (customers sign in through the portal and may sign out here)
     "GET /": EVERYONE,
@@ -261,7 +260,7 @@ class AccessMiddleware:
         key, is_page = self.table.match(scope)
         state = scope.setdefault("state", {})
         if key is None or key.startswith("MOUNT "):
-            response = None if key is None or key in RULES else _refuse(key, 403, is_page)
+            response = None if key is None or key in RULES else _refuse(Request(scope), key, 403, is_page)
         else:
             request = Request(scope)
             caller = await run_in_threadpool(load_caller, app.state.sessions, app.state.settings, request)
@@ -286,7 +285,7 @@ class AccessMiddleware:
         principal = caller.principal
         allowed = RULES.get(key)
         if allowed is None:
-            return _refuse(key, 403, is_page)
+            return _refuse(request, key, 403, is_page, principal=principal)
         role = role_of(principal)
         if role in allowed:
             return None
@@ -302,7 +301,7 @@ class AccessMiddleware:
                 # A polling fragment must not swap the sign-in page into itself: send the whole page there.
                 return HTMLResponse("", 401, headers={"HX-Redirect": target})
             return RedirectResponse(target, 302)
-        return _refuse(key, 403, is_page, role)
+        return _refuse(request, key, 403, is_page, role, principal=principal)
 
 
 def _local(url: str) -> str:
@@ -311,9 +310,9 @@ def _local(url: str) -> str:
     return path if path.startswith("/") and not path.startswith("//") else "/"
 
 
-def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
-    """A 403 (JSON for the API, a page for people): staff read what the route needs, customers only that it
-    is not for them (the desk's roles are none of their business)."""
+def _refuse(request: Request, key: str, status: int, is_page: bool, role: str | None = None, *, principal=None):
+    """A 403 (JSON for the API and programs, a page for people): staff read what the route needs, customers only
+    that it is not for them (the desk's roles are none of their business)."""
     if key not in RULES:
         detail = f"no access rule for {key}: add one to RULES in web/access.py"
     elif role == CUSTOMER:
@@ -321,7 +320,7 @@ def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
     else:
         needed = ", ".join(sorted(RULES[key]))
         detail = f"this is not open to {role or 'you'}; it needs one of: {needed}"
-    if not is_page:
+    if not is_page or prefers_json(request):
         return JSONResponse({"detail": detail}, status)
-    page = templates.get_template("errors/denied.html").render(detail=detail, role=role)
-    return HTMLResponse(page, status, headers={"Vary": "HX-Request"})
+    return error_page(request, status, detail, principal=principal)
+
