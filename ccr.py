@@ -203,7 +203,9 @@ async def serve_all(settings, *, smtp: bool, seed: bool, on_ready=None) -> None:
         if smtp:
             from api.mail_intake import start_listener
 
-            smtp_controller = await start_listener(settings, client=client, sessions=sessions, loop=loop)
+            # In this one process the web app's /metrics also counts what arrives by mail.
+            smtp_controller = await start_listener(settings, client=client, sessions=sessions, loop=loop,
+                                                   on_opened=site.state.metrics.count_opened)
         await _wait_ready(settings, stop)
         if seed:
             intake = Intake(sessions=sessions, client=client, settings=settings, catalog=Catalog.load())
@@ -354,66 +356,160 @@ def db_upgrade(data: DataOpt = None) -> None:
 # ---- SOPs ------------------------------------------------------------------------------------
 
 
-def sop_vocabulary() -> tuple[set[str], set[str], set[str]]:
-    """What a SOP may name: the registered e-level actions, the mail templates and the shipped policies."""
-    import activities.elevel.actions  # noqa: F401  (registers the shipped actions)
-    from activities.elevel.base import ACTIONS
-    from activities.mail_out import TEMPLATES
-    from sops.loader import load_policies
+def sop_vocabulary():
+    """What a SOP may name here: the registered e-level actions, the mail templates and the shipped policies."""
+    from api.catalog import Catalog
 
-    return set(ACTIONS), set(TEMPLATES), set(load_policies())
+    return Catalog.load().vocabulary
+
+
+def _read_sop(path: Path) -> str:
+    from sops.source import too_large
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise Fatal(f"{path}: cannot read: {err.strerror}") from err
+    if (reason := too_large(text)) is not None:
+        raise Fatal(f"{path}: {reason}")
+    return text
+
+
+def _problems(path: Path, findings) -> str:
+    count = len(findings)
+    return "\n".join([f"{path}: {count} problem{'s' if count != 1 else ''}", *(f"  - {f}" for f in findings)])
 
 
 @sop_app.command("validate")
-def sop_validate(files: list[Path]) -> None:
-    """Print every problem of each SOP file, or "valid"."""
-    from sops.loader import SopInvalid, load_sop_file
+def sop_validate(files: list[Path], data: Annotated[Path | None, typer.Option(
+        "--data", help="also warn about steps the staff of this data folder cannot take")] = None) -> None:
+    """Print every problem of each SOP file with its line and step, or "valid" (the API's validator)."""
+    from registry.sop_checks import check_text
 
-    actions, templates, policies = sop_vocabulary()
+    vocabulary = sop_vocabulary()
     bad = False
     for path in files:
         try:
-            load_sop_file(path, actions=actions, templates=templates, policies=policies)
-            typer.echo(f"{path}: valid")
-        except SopInvalid as err:
+            text = _read_sop(path)
+        except Fatal as err:
             bad = True
             typer.echo(str(err))
-        except OSError as err:
+            continue
+        if data is not None:
+            with registry_session(data, write=False) as session:
+                report = check_text(text, vocabulary=vocabulary, session=session)
+        else:
+            report = check_text(text, vocabulary=vocabulary)
+        if report.ok:
+            typer.echo(f"{path}: valid")
+            for warning in report.warnings:
+                typer.echo(f"warning: {report.definition.id}: {warning}", err=True)
+        else:
             bad = True
-            typer.echo(f"{path}: cannot read: {err.strerror}")
+            typer.echo(_problems(path, report.errors))
     raise typer.Exit(1 if bad else 0)
 
 
 @sop_app.command("graph")
 def sop_graph(file: Path, current: Annotated[str | None, typer.Option(help="step to highlight")] = None) -> None:
-    """Print a SOP as a Mermaid flowchart."""
+    """Print a SOP as a Mermaid flowchart (after the same checks as `validate`)."""
+    from registry.sop_checks import check_text
     from sops.graph import to_mermaid
-    from sops.loader import load_sop_file
 
-    typer.echo(to_mermaid(load_sop_file(file), current=current))
+    report = check_text(_read_sop(file), vocabulary=sop_vocabulary())
+    if not report.ok:
+        raise Fatal(_problems(file, report.errors).replace("\n", "; "))
+    typer.echo(to_mermaid(report.definition, current=current))
 
 
 @sop_app.command("publish")
 def sop_publish(files: list[Path], data: DataOpt = None,
-                by: Annotated[str, typer.Option(help="who publishes")] = "ccr") -> None:
-    """Publish SOP files as new immutable versions (unchanged files keep their version)."""
-    from registry.sop_store import publish, staffing_warnings
-    from sops.loader import SopInvalid, load_sop_file
+                by: Annotated[str, typer.Option(help="who publishes")] = "ccr",
+                note: Annotated[str | None, typer.Option(help="why (default: the file it came from)")] = None) -> None:
+    """Publish SOP files as new immutable versions (unchanged files keep their version); the API's publish.
+
+    Warnings about steps nobody on the staff can take are printed; naming the files is the confirmation."""
+    from registry.sop_publish import PublishConflict, PublishRefused, publish_text
+    from registry.sop_checks import check_text
 
     settings = settings_for(data)
     migrate(settings)
-    actions, templates, policies = sop_vocabulary()
-    try:
-        definitions = [load_sop_file(f, actions=actions, templates=templates, policies=policies) for f in files]
-    except SopInvalid as err:
-        raise Fatal(str(err).replace("\n", "; ")) from err
+    vocabulary = sop_vocabulary()
+    from sops.loader import SLA_FILE_NAME
+
+    for path in (p for p in files if p.name == SLA_FILE_NAME):
+        typer.echo(f"skipped {path}: it holds SLA policies and calendars, not a SOP", err=True)
+    texts = [(path, _read_sop(path)) for path in files if path.name != SLA_FILE_NAME]
+    for path, text in texts:  # every file is checked before any is published
+        report = check_text(text, vocabulary=vocabulary)
+        if not report.ok:
+            raise Fatal(_problems(path, report.errors).replace("\n", "; "))
     sessions = sessions_for(settings)
-    with sessions.begin() as session:
-        for definition in definitions:
-            row, created = publish(session=session, definition=definition, by=by)
-            typer.echo(f"{row.sop_id} v{row.version} {'published' if created else 'unchanged'} ({row.content_hash[:12]})")
-        for warning in staffing_warnings(session=session, definitions=definitions):
-            typer.echo(f"warning: {warning}", err=True)
+    for path, text in texts:
+        sop_id = check_text(text, vocabulary=vocabulary).definition.id
+        try:
+            result = publish_text(sessions=sessions, sop_id=sop_id, text=text, note=note or f"published from {path.name}",
+                                  by=by, vocabulary=vocabulary, confirm_warnings=True)
+        except (PublishRefused, PublishConflict) as err:
+            raise Fatal(f"{path}: {err}") from err
+        state = "published" if result.created else "unchanged"
+        typer.echo(f"{result.sop_id} v{result.version} {state} ({result.content_hash[:12]})")
+        for warning in result.report.warnings:
+            typer.echo(f"warning: {result.sop_id}: {warning}", err=True)
+
+
+@sop_app.command("list")
+def sop_list(data: DataOpt = None) -> None:
+    """Every SOP: id, latest version, title, published when and by whom, concerns running, retired or not."""
+    from registry.sop_store import summaries
+
+    with registry_session(data, write=False) as session:
+        rows = summaries(session=session)
+    for s in rows:
+        running = ", ".join(f"v{v}: {n}" for v, n in sorted(s.running.items())) or "none"
+        typer.echo("\t".join([s.sop_id, f"v{s.latest.version}", s.latest.title,
+                              f"{s.latest.published_at:%Y-%m-%d %H:%M} by {s.latest.published_by or '-'}",
+                              f"running {running}", "retired" if s.retired else "active"]))
+
+
+def _version(session, sop_id: str, version: int | None):
+    from registry.sop_store import get_version, latest_version
+
+    row = (get_version(session=session, sop_id=sop_id, version=version) if version
+           else latest_version(session=session, sop_id=sop_id))
+    if row is None:
+        raise ValueError(f"there is no SOP {sop_id!r}" + (f" version {version}" if version else "")
+                         + "; `ccr sop list` shows what is published")
+    return row
+
+
+@sop_app.command("show")
+def sop_show(sop_id: str, version: Annotated[int | None, typer.Option(help="default: the latest")] = None,
+             data: DataOpt = None) -> None:
+    """Print one version of a SOP: who published it, why, its hash and its YAML."""
+    from registry.sop_store import running_counts, version_yaml
+
+    with registry_session(data, write=False) as session:
+        row = _version(session, sop_id, version)
+        running = running_counts(session=session, sop_id=sop_id).get((sop_id, row.version), 0)
+    typer.echo(f"# {row.sop_id} v{row.version}: {row.title}")
+    typer.echo(f"# published {row.published_at:%Y-%m-%d %H:%M} by {row.published_by or '-'}: {row.note or '(no note)'}")
+    typer.echo(f"# sha256 {row.content_hash}; {running} concern{'s' if running != 1 else ''} running on it")
+    typer.echo(version_yaml(row).rstrip("\n"))
+
+
+@sop_app.command("diff")
+def sop_diff(sop_id: str, a: int, b: int, data: DataOpt = None) -> None:
+    """What changed from version A to version B: steps, outcomes, SLA policy, then the YAML line by line."""
+    from registry.sop_store import version_yaml
+    from sops.diff import compare, text_diff
+
+    with registry_session(data, write=False) as session:
+        old, new = _version(session, sop_id, a), _version(session, sop_id, b)
+    changes = compare(old.definition, new.definition)
+    typer.echo("\n".join(changes.summary()) if not changes.empty else f"v{a} and v{b} define the same flow")
+    for line in text_diff(version_yaml(old), version_yaml(new), old_name=f"v{a}", new_name=f"v{b}"):
+        typer.echo(line.text)
 
 
 # ---- users, tokens, knowledge ----------------------------------------------------------------

@@ -34,7 +34,16 @@ AUTOMATED_TEMPLATES = frozenset({"acknowledge", "survey", "kb_answer", "password
 CONTEXT_DEFAULTS: dict[str, Any] = {
     "customer_name": "", "subject": "", "text": "", "portal_url": "", "survey_url": "", "reset_url": "",
     "solved_url": "", "not_solved_url": "", "article_title": "", "article_url": "", "reset_valid_until": "",
+    "agent_name": "", "answer_by": "", "portal": False,
 }
+# A writer's own greeting ("Hi Casey,") and sign-off ("Kind regards,\nAda"): the mail then uses theirs
+# instead of adding its own, so every message has one of each.
+GREETING = re.compile(r"^\s*(hello|hi|hey|dear|good (morning|afternoon|evening)|hallo|guten (tag|morgen)|bonjour)\b"
+                      r"[^\n]{0,60}[,!]?\s*$", re.I)
+SIGN_OFF = re.compile(
+    r"^\s*((best|kind|warm|warmest)\s+regards|regards|best( wishes)?|thanks( again)?|thank you|many thanks|cheers|"
+    r"sincerely|yours( truly| sincerely)?|(mit )?freundlichen grüßen|viele grüße|beste grüße|cordialement)\s*[,.!]?\s*$",
+    re.I)
 CONCERN_TAG = re.compile(r"\[CCR-[0-9A-Z]{8}\]")
 # Keep the thread's root and its latest messages: long References headers get cut by some servers.
 MAX_REFERENCES = 20
@@ -68,6 +77,41 @@ def _paragraphs(text: Any) -> Markup:
         for block in blocks)
 
 
+def split_salutations(text: str) -> tuple[str, str, str]:
+    """A message's own greeting line, its body, and its own sign-off (with the name under it), each "" if absent."""
+    lines = str(text or "").strip("\n").split("\n")
+    greeting = ""
+    if lines and GREETING.match(lines[0]) and len(lines[0]) <= 80:
+        greeting, lines = lines[0].strip(), lines[1:]
+    signoff = ""
+    # The sign-off is one of the last four lines, followed only by a short name or two.
+    for i in range(max(0, len(lines) - 4), len(lines)):
+        if SIGN_OFF.match(lines[i]) and all(len(rest.strip()) <= 60 for rest in lines[i + 1:]):
+            signoff = "\n".join(line.strip() for line in lines[i:] if line.strip())
+            lines = lines[:i]
+            break
+    return greeting, "\n".join(lines).strip("\n").strip(), signoff
+
+
+def _salutations(values: dict[str, Any]) -> dict[str, Any]:
+    """The greeting and sign-off of a mail: the writer's own if their text has them, else the desk's."""
+    greeting, body, signoff = split_salutations(values["text"])
+    name = " ".join(str(values["agent_name"] or "").split())
+    default_signoff = "Kind regards,\n" + (f"{name}\nCustomer Care" if name else "Customer Care")
+    return {**values, "text": body,
+            "greeting": greeting or f"Hello {values['customer_name'] or 'there'},",
+            "signoff": signoff or default_signoff}
+
+
+def _collapse(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def _lines(text: Any) -> Markup:
+    """Escaped lines joined by line breaks, for a short block such as a sign-off."""
+    return Markup("<br>\n").join(escape(line) for line in str(text or "").strip().split("\n"))
+
+
 @cache
 def _environment() -> Environment:
     env = Environment(
@@ -76,6 +120,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
     env.filters["paragraphs"] = _paragraphs
+    env.filters["lines"] = _lines
     return env
 
 
@@ -83,15 +128,26 @@ def render_mail(template: str, context: dict[str, Any]) -> tuple[str, str, str]:
     """Subject, plain text and HTML of a mail template; `context` needs `concern_id`, the rest is optional."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown mail template {template!r}; known: {', '.join(TEMPLATES)}")
-    values = {**CONTEXT_DEFAULTS, **context}
+    values = _salutations({**CONTEXT_DEFAULTS, **context, "portal": False})
     env = _environment()
     subject = " ".join(env.get_template(f"{template}.subject.txt").render(values).split())
     if f"[{values['concern_id']}]" not in subject:
         subject = f"[{values['concern_id']}] {CONCERN_TAG.sub('', subject).strip()}"
     values["subject_line"] = subject
-    text = env.get_template(f"{template}.txt").render(values).strip() + "\n"
+    text = _collapse(env.get_template(f"{template}.txt").render(values))
     html = env.get_template(f"{template}.html").render(values)
     return subject, text, html
+
+
+def render_message(template: str, context: dict[str, Any]) -> str:
+    """What the portal shows of a mail template: its message alone, in portal wording (buttons, not "reply to
+    this e-mail"), without greeting, sign-off or footer, and never with a link that is a credential."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown mail template {template!r}; known: {', '.join(TEMPLATES)}")
+    values = _salutations({**CONTEXT_DEFAULTS, **context, "reset_url": "", "portal": True})
+    values["subject_line"] = ""
+    page = _environment().get_template(f"{template}.txt")
+    return _collapse("".join(page.blocks["body"](page.new_context(values)))).strip()
 
 
 def build_message(*, to: str, from_address: str, subject: str, text: str, html: str, message_id: str,

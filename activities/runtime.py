@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from datetime import datetime
+
+from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.elevel.base import ACTIONS, AutomationContext, AutomationRequest, AutomationResult
 from registry.db import Sessions
-from registry.models import Concern, Customer, OutboxMail
+from registry.models import Concern, Customer, Interaction, OutboxMail, User
 from registry.settings import Settings
 from workflows.payloads import DeliverMail, MailRequest
 
@@ -31,6 +33,14 @@ class AutomationActivities:
         return await action().run(request, self.ctx)
 
 
+def _agent_name(session: Session, entry: Interaction | None) -> str:
+    """The plain name of the person who wrote a message, for its sign-off; "" for the desk's automation."""
+    if entry is None or entry.author_user_id is None:
+        return ""
+    user = session.get(User, entry.author_user_id)
+    return (user.name if user else entry.author) or ""
+
+
 class MailActivities:
     """Queues mail in the outbox (rendered from templates, threaded) and hands it to the relay."""
 
@@ -41,7 +51,8 @@ class MailActivities:
     def queue(self, *, session: Session, concern_id: str, mails: list[MailRequest]) -> None:
         """Render and queue each mail of a batch, in the batch's transaction."""
         from activities.elevel.password_reset import reset_link_for, valid_until
-        from activities.mail_out import new_message_id, queue_mail, render_mail, thread_headers_for
+        from activities.mail_out import new_message_id, queue_mail, render_mail, render_message, thread_headers_for
+        from registry.expectations import describe_due
         from registry.types import utcnow
 
         concern = session.get(Concern, concern_id)
@@ -49,16 +60,30 @@ class MailActivities:
         if concern is None or customer is None or not customer.email:
             return
         domain = self.settings.support_address.rsplit("@", 1)[-1]
+        entries = {row.seq: row for row in session.exec(select(Interaction).where(
+            Interaction.concern_id == concern.id, col(Interaction.seq).in_([m.seq for m in mails])))}
         for mail in mails:
+            entry = entries.get(mail.seq)
             context = {
                 "concern_id": concern.id, "subject": concern.subject, "customer_name": customer.name,
                 "portal_url": f"{self.settings.base_url}/portal/concerns/{concern.id}",
-                "survey_url": f"{self.settings.base_url}/portal/concerns/{concern.id}#rate", **mail.context,
+                "survey_url": f"{self.settings.base_url}/portal/concerns/{concern.id}#rate",
+                "agent_name": _agent_name(session, entry), **mail.context,
             }
+            due = context.pop("answer_due", "")
+            zone = context.pop("timezone", "") or "UTC"
+            if due:
+                context["answer_by"] = describe_due(datetime.fromisoformat(due), utcnow(), zone)
+            if mail.template == "password_reset":
+                context["reset_valid_until"] = valid_until(utcnow())
+            if entry is not None:
+                # What the customer reads of this message in the portal (never the reset link, a credential).
+                entry.meta = {**(entry.meta or {}), "template": mail.template,
+                              "portal_text": render_message(mail.template, context)}
+                session.add(entry)
             if mail.template == "password_reset":
                 # Signed here, into the customer's mail only: the link never enters the workflow or the timeline.
                 context["reset_url"] = reset_link_for(customer, settings=self.settings)
-                context["reset_valid_until"] = valid_until(utcnow())
             subject, text, html = render_mail(mail.template, context)
             in_reply_to, references = thread_headers_for(session=session, concern_id=concern.id)
             queue_mail(

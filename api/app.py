@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import audit, concerns, customers, health, metrics, reports
+from api import audit, concerns, customers, health, metrics, reports, sop_drafts, sops
 from api.bad_input import StorableJson, bounded_integers
 from api.catalog import Catalog
 from api.handover import Handover, HandoverSweeper
@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Every customer concern runs as one durable workflow that follows its SOP.",
         lifespan=lifespan,
         dependencies=[Depends(bounded_integers)],
+        # The site serves Swagger UI from its own files (web/docs.py) instead of a CDN; ReDoc is not served.
+        docs_url=None, redoc_url=None,
     )
     app.state.settings = settings
     app.state.client = None
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(concerns.router)
     app.include_router(reports.router)
     app.include_router(customers.router)
+    app.include_router(sops.router)
+    app.include_router(sop_drafts.router)
     app.include_router(audit.router)
     return app
 

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientDep, DbSession, IntakeDep, Principal, require
 from api.intake import IntakeError
-from api.metrics import metrics_of
+from api.metrics import Metrics, metrics_of
 from api.schemas import (
     ActionIn,
     ConcernCreate,
@@ -27,6 +27,7 @@ from api.schemas import (
     MessageAccepted,
     MessageIn,
     SopRef,
+    TimelineItem,
 )
 from registry import audit
 from registry import concerns as store
@@ -70,6 +71,10 @@ def visible_concern(session: Session, concern_id: str, principal: Principal) -> 
 def concern_public(session: Session, concern: Concern, *, internal: bool = True) -> ConcernPublic:
     """The concern with its clocks, timeline (internal notes only for staff) and clock events."""
     items = [i for i in store.timeline(session=session, concern_id=concern.id) if internal or i.direction != "internal"]
+    if not internal:
+        # A customer reads what the desk sent them, not the staff's note that it was sent.
+        items = [TimelineItem.model_validate(i).model_copy(update={"body": i.meta["portal_text"]})
+                 if i.direction == "out" and "portal_text" in (i.meta or {}) else i for i in items]
     return ConcernPublic.model_validate({
         **concern.model_dump(),
         "sop": SopRef(id=concern.sop_id, version=concern.sop_version) if concern.sop_id else None,
@@ -100,8 +105,6 @@ async def open_concern(
             "send the same request again with the same Idempotency-Key" if idempotency_key else
             "send it again in a moment, with an Idempotency-Key header so that a retry never opens a second concern"
         )) from err
-    if (m := metrics_of(request)) is not None:
-        m.opened.labels(body.channel).inc()
     pending = await run_in_threadpool(intake.is_pending, concern.id)
     if pending:
         response.status_code = 202
@@ -161,17 +164,9 @@ async def act(
     action = AgentAction(type=body.type, agent=agent.agent_ref(), text=body.text, reason=body.reason,
                          priority=body.priority, category=body.category, assignee=assignee,
                          worth_article=body.worth_article, step=body.step)
-    m = metrics_of(request)
-    try:
-        ensure_started(concern)
-        await perform(client, concern.workflow_id, action)
-        await run_in_threadpool(audit_override, request.app.state.sessions, agent, concern, action)
-    except HTTPException:
-        if m is not None:
-            m.actions.labels(body.type, "rejected").inc()
-        raise
-    if m is not None:
-        m.actions.labels(body.type, "accepted").inc()
+    ensure_started(concern)
+    await perform(client, concern.workflow_id, action, metrics=metrics_of(request))
+    await run_in_threadpool(audit_override, request.app.state.sessions, agent, concern, action)
     session.expire_all()
     return concern_public(session, session.get(Concern, concern_id))
 
@@ -187,12 +182,16 @@ def ensure_started(concern: Concern) -> None:
                             headers={"Retry-After": "5"})
 
 
-async def perform(client, workflow_id: str, action: AgentAction):
-    """Send an action to the workflow; a rejection becomes a 409 with the validator's reason."""
+async def perform(client, workflow_id: str, action: AgentAction, *, metrics: Metrics | None = None):
+    """Send an action to the workflow; a rejection becomes a 409 with the validator's reason.
+
+    Every page and the API act through here, so `metrics` counts each action once, wherever it was taken."""
     handle = client.get_workflow_handle(workflow_id)
     try:
-        return await handle.execute_update(ConcernWorkflow.act, action)
+        result = await handle.execute_update(ConcernWorkflow.act, action)
     except WorkflowUpdateFailedError as err:
+        if metrics is not None:
+            metrics.count_action(action.type, accepted=False)
         cause = err.cause
         raise HTTPException(409, getattr(cause, "message", None) or str(cause or err)) from err
     except RPCError as err:
@@ -200,6 +199,9 @@ async def perform(client, workflow_id: str, action: AgentAction):
             raise HTTPException(503, "Temporal is unreachable, so the action was not taken; try again in a moment",
                                 headers={"Retry-After": "5"}) from err
         raise HTTPException(409, f"the concern's workflow is not running: {err.message}") from err
+    if metrics is not None:
+        metrics.count_action(action.type, accepted=True)
+    return result
 
 
 # A lead's reassignment and step override go to the staff audit log, besides the concern's timeline.

@@ -15,18 +15,19 @@ from sops.loader import load_definitions
 
 DEMO_PASSWORD = "demo-password"
 
-# Between them they can take every human step of the shipped SOPs (a test checks it).
+# Between them they can take every human step of the shipped SOPs (a test checks it). Names are plain names, as
+# customers read them in mail and on the portal; pages show role and level beside them where staff need them.
 STAFF = [
-    ("agent1@demo.test", "Ada (L1)", "agent", 1, ["general", "accounts", "billing", "orders", "complaints"]),
-    ("agent2@demo.test", "Bo (L2)", "agent", 2, ["general", "accounts", "identity", "billing", "orders",
+    ("agent1@demo.test", "Ada", "agent", 1, ["general", "accounts", "billing", "orders", "complaints"]),
+    ("agent2@demo.test", "Bo", "agent", 2, ["general", "accounts", "identity", "billing", "orders",
                                                   "complaints"]),
-    ("agent3@demo.test", "Cy (L3)", "agent", 3, ["general", "accounts", "identity", "security", "billing"]),
-    ("lead@demo.test", "Lee (lead)", "lead", 3, ["general", "accounts", "identity", "security", "billing", "orders",
+    ("agent3@demo.test", "Cy", "agent", 3, ["general", "accounts", "identity", "security", "billing"]),
+    ("lead@demo.test", "Lee", "lead", 3, ["general", "accounts", "identity", "security", "billing", "orders",
                                                  "complaints"]),
-    ("owner@demo.test", "Olive (process owner)", "process_owner", None, []),
-    ("sre@demo.test", "Sam (SRE)", "sre", None, []),
-    ("auditor@demo.test", "Aud (auditor)", "auditor", None, []),
-    ("admin@demo.test", "Admin", "admin", None, []),
+    ("owner@demo.test", "Olive", "process_owner", None, []),
+    ("sre@demo.test", "Sam", "sre", None, []),
+    ("auditor@demo.test", "Audrey", "auditor", None, []),
+    ("admin@demo.test", "Alex", "admin", None, []),
 ]
 CUSTOMER = ("customer@demo.test", "Casey Customer")
 

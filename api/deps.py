@@ -86,8 +86,10 @@ async def get_intake(request: Request, sessions: SessionsDep, settings: Settings
     """Intake on the app's Temporal client. Without one (Temporal was down when the app started), it stores and
     leaves the hand-over pending: the app's sweeper connects, with back-off, and hands it over."""
     sweeper = request.app.state.sweeper
+    metrics = getattr(request.app.state, "metrics", None)
     return Intake(sessions=sessions, client=request.app.state.client, settings=settings, catalog=catalog,
-                  on_pending=sweeper.wake if sweeper is not None else None)
+                  on_pending=sweeper.wake if sweeper is not None else None,
+                  on_opened=metrics.count_opened if metrics is not None else None)
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]

@@ -43,6 +43,8 @@ class Intake:
     catalog: Catalog
     # Wakes this process's sweeper when a hand-over could not be finished now.
     on_pending: Callable[[], None] | None = None
+    # Told the channel of each concern this intake registers (not of one a retry finds again): the metrics.
+    on_opened: Callable[[str], None] | None = None
     handover: Handover = field(init=False)
 
     def __post_init__(self) -> None:
@@ -59,13 +61,15 @@ class Intake:
             raise IntakeError(422, "give the customer's e-mail or phone number")
         # Database work runs on a worker thread: a write waiting for SQLite's lock must not stall the event loop.
         try:
-            concern = await to_thread.run_sync(self._register, email, phone, name, subject, body, channel, priority,
-                                               category, idempotency_key, source_key, meta)
+            concern, fresh = await to_thread.run_sync(self._register, email, phone, name, subject, body, channel,
+                                                      priority, category, idempotency_key, source_key, meta)
         except IntegrityError:
             # A concurrent request with the same key or message won the race; answer with its concern.
-            concern = await to_thread.run_sync(self._existing, idempotency_key, source_key)
+            concern, fresh = await to_thread.run_sync(self._existing, idempotency_key, source_key), False
             if concern is None:
                 raise
+        if fresh and self.on_opened is not None:
+            self.on_opened(channel)
         await self.handover.hand_over(concern.id)
         return concern
 
@@ -82,10 +86,10 @@ class Intake:
         return None
 
     def _register(self, email, phone, name, subject, body, channel, priority, category, idempotency_key,
-                  source_key, meta) -> Concern:
+                  source_key, meta) -> tuple[Concern, bool]:
         existing = self._existing(idempotency_key, source_key)
         if existing is not None:
-            return existing
+            return existing, False
         with self.sessions.begin() as session:
             customer, _ = find_or_create_customer(session=session, email=email, phone=phone, name=name)
             sop = choose_sop(session=session, category=category, channel=channel)
@@ -101,7 +105,7 @@ class Intake:
             concern.sla_policy = sop.definition["sla"]
             session.add(concern)
             add_handover(session=session, concern_id=concern.id, kind="start")
-            return concern
+            return concern, True
 
     def workflow_input(self, session: Session, concern: Concern) -> OpenConcernInput:
         """The workflow's whole input, built from the registry alone (so a retried start is identical)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiosmtpd.controller import Controller
@@ -234,15 +235,18 @@ def _stored_text(mail: InboundMail) -> str:
 
 
 async def start_listener(settings: Settings, *, client: Client | None = None, sessions: Sessions | None = None,
-                         loop: asyncio.AbstractEventLoop | None = None, intake: Intake | None = None) -> Controller:
-    """Start the inbound SMTP listener with mail intake on this loop's clients; `stop_smtp` (or `.stop()`) ends it."""
+                         loop: asyncio.AbstractEventLoop | None = None, intake: Intake | None = None,
+                         on_opened: Callable[[str], None] | None = None) -> Controller:
+    """Start the inbound SMTP listener with mail intake on this loop's clients; `stop_smtp` (or `.stop()`) ends it.
+
+    `on_opened` counts the concerns it opens where this process exports metrics (`ccr up` passes the web app's)."""
     if intake is None:
         from workflows.client import make_client
 
         if sessions is None:
             sessions = Sessions(make_engine(settings.resolved_database_url))
         intake = Intake(sessions=sessions, client=client or await make_client(settings), settings=settings,
-                        catalog=Catalog.load())
+                        catalog=Catalog.load(), on_opened=on_opened)
     handler = IntakeHandler(MailIntake(intake).deliver, settings, loop=loop or asyncio.get_running_loop())
     # Controller.start blocks until the listener answers; a thread keeps this loop serving meanwhile.
     controller = await asyncio.to_thread(start_smtp, handler, settings.smtp_host, settings.smtp_port)

@@ -53,6 +53,14 @@ class Metrics:
                                registry=self.registry)
         self.registry.register(ProjectionCollector(app))
 
+    def count_opened(self, channel: str) -> None:
+        """One concern registered by this process's intake (portal, e-mail, phone or API)."""
+        self.opened.labels(channel).inc()
+
+    def count_action(self, kind: str, accepted: bool) -> None:
+        """One agent action sent to a workflow from a page or the API, and whether the workflow took it."""
+        self.actions.labels(kind, "accepted" if accepted else "rejected").inc()
+
 
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request, _: Annotated[Principal, require("sre", "admin")]) -> Response:

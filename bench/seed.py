@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import insert
 
+from registry.concern_search import ConcernSearch, search_document
 from registry.db import Sessions
 from registry.models import Concern, Customer, Interaction
 from registry.sop_store import publish
@@ -45,7 +46,7 @@ def seed_projection(sessions: Sessions, count: int, *, seed: int = 7, agent_ids:
                                             ).scalars().all()
     ids: list[str] = []
     for start in range(0, count, batch):
-        concerns, messages = [], []
+        concerns, messages, documents = [], [], []
         for n in range(start, min(count, start + batch)):
             cid = f"CCR-{prefix}{n:07d}"
             ids.append(cid)
@@ -54,11 +55,14 @@ def seed_projection(sessions: Sessions, count: int, *, seed: int = 7, agent_ids:
             messages.append({"customer_id": row["customer_id"], "concern_id": cid, "kind": "customer_message",
                              "channel": row["channel"], "direction": "in", "author": "Customer", "meta": {},
                              "body": f"{row['subject']}: please help, reference {n}.", "created_at": row["created_at"]})
+            documents.append({"concern_id": cid, "document": search_document(
+                concern_id=cid, subject=row["subject"], body=messages[-1]["body"])})
             if n < timeline_for:
                 messages += _timeline(row, now)
         with sessions.begin() as session:
             session.execute(insert(Concern), concerns)
             session.execute(insert(Interaction), messages)
+            session.execute(insert(ConcernSearch), documents)
     return ids
 
 

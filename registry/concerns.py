@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
+from registry.concern_search import index_concern
 from registry.models import ClockEvent, Concern, Customer, IdempotencyKey, Interaction
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread
@@ -54,6 +55,7 @@ def register_concern(
     ))
     if idempotency_key:
         session.add(IdempotencyKey(key=idempotency_key, concern_id=concern_id))
+    index_concern(session=session, concern=concern, body=body)
     session.flush()
     return concern
 

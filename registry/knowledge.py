@@ -279,7 +279,11 @@ _STOPWORDS = frozenset(
     nor not now of off on once only or other our ours out over own same she should so some such than that
     the their theirs them then there these they this those through to too under until up very was we were
     what when where which while who whom why will with would you your yours yourself dear hi hello hey
-    thanks thank please regards cheers kind best help get got still also since""".split()
+    thanks thank please regards cheers kind best help get got still also since"""
+    # Weak verbs and fillers: "wifi not working" is about wifi, and must not find "two working days".
+    """ work works working worked problem problems issue issues need needs want wants try trying tried use using
+    used know like way thing things something anything nothing doesn don isn won didn wasn aren cant dont doesnt
+    isnt wont seem seems seemed anymore""".split()
 )
 _WORD = re.compile(r"[^\W_]+")
 _MAX_QUERY_TERMS = 32
@@ -378,9 +382,10 @@ def _candidates_postgresql(session: Session, terms: list[str], pool: int, publis
 
 
 def search_articles(
-    *, session: Session, query: str, limit: int = 5, published_only: bool = True
+    *, session: Session, query: str, limit: int = 5, published_only: bool = True, min_score: float = 0.0
 ) -> list[ArticleHit]:
-    """The articles best matching `query`, best first, with a 0..1 score comparable across databases."""
+    """The articles best matching `query`, best first, with a 0..1 score comparable across databases; those
+    scoring below `min_score` are left out (a word in passing is not an answer)."""
     terms = query_terms(query)
     if not terms or limit < 1:
         return []
@@ -398,4 +403,4 @@ def search_articles(
         for row in rows
     ]
     hits.sort(key=lambda hit: -hit.score)  # stable, so the database's rank orders equal scores
-    return hits[:limit]
+    return [hit for hit in hits if hit.score >= min_score][:limit]

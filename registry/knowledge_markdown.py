@@ -39,7 +39,9 @@ def _inline_text(children: list[Token] | None) -> str:
     for child in children or []:
         if child.type in ("text", "code_inline"):
             parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
+        elif child.type == "softbreak":
+            parts.append(" ")  # a line wrapped in the source: the paragraph flows on in the reader's mail client
+        elif child.type == "hardbreak":
             parts.append("\n")
         elif child.type == "image":
             parts.append(child.content or str(child.attrs.get("alt", "")))

@@ -85,6 +85,9 @@ class SopVersion(SQLModel, table=True):
     definition: dict = Field(sa_type=JSONType)
     published_at: datetime = _ts()
     published_by: str = Field(default="", max_length=320)
+    # Why it was published, and the YAML exactly as its author wrote it (comments and order kept).
+    note: str = Field(default="", max_length=2000, sa_column_kwargs={"server_default": ""})
+    source_yaml: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Concern(SQLModel, table=True):

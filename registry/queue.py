@@ -8,18 +8,21 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
-from sqlalchemy import Integer, bindparam, case, cast, exists, func, or_, union_all
+from sqlalchemy import Integer, bindparam, case, cast, exists, func, literal_column, null, or_, type_coerce, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
+from registry.concern_search import query_terms, search_condition, term_params
 from registry.models import Concern, Customer, SopVersion, User
 from registry.sop_store import list_latest
+from registry.types import JSONType
 
 ACTIVE = ("open", "waiting_customer")
 STATUSES = ("new", "open", "waiting_customer", "resolved", "closed")
 PRIORITIES = ("urgent", "high", "normal", "low")
 CHANNELS = ("web", "email", "api", "phone", "walk_in")
 SLA_STATES = ("ok", "warning", "breached", "paused")
+STOPPED_OR_PAUSED = ("waiting_customer", "resolved", "closed")  # literals, not parameters: status_N are taken
 
 
 # A queue row needs these, not the clocks or the SOP: loading less keeps the page fast at 100,000 concerns.
@@ -29,7 +32,11 @@ QUEUE_COLUMNS = (Concern.id, Concern.subject, Concern.customer_id, Concern.chann
                  # Who wrote in, looked up by primary key for each row the index walk picked (a join lets
                  # PostgreSQL hash the whole customer table for the sorted claims).
                  select(func.coalesce(func.nullif(Customer.name, ""), Customer.email))
-                 .where(Customer.id == Concern.customer_id).scalar_subquery().label("customer"))
+                 .where(Customer.id == Concern.customer_id).scalar_subquery().label("customer"),
+                 # The clocks only of rows whose SLA cell needs them (paused: business time left; stopped: met
+                 # or breached); running rows show their due time, which is a column.
+                 type_coerce(case((col(Concern.status).in_([literal_column(f"'{s}'") for s in STOPPED_OR_PAUSED]),
+                                   Concern.clocks), else_=null()), JSONType).label("stopped_clocks"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class _Shape:
     part: Literal["due", "paused", "newest"]
     filters: tuple[str, ...] = ()
     search: bool = False
+    terms: int = 0  # words searched for, parameters term_0, term_1, ...
     level: bool = False
     skills: bool = False
     statuses: int = 0  # one walk along the queue index per status, parameters status_0, status_1, ...
@@ -98,8 +106,9 @@ def _statement(shape: _Shape):
     for name in shape.filters:
         base = base.where(getattr(Concern, name) == bindparam(name))
     if shape.search:
-        base = base.where(or_(Concern.id == bindparam("q_id"),
-                              col(Concern.subject).ilike(bindparam("q_like"), escape="\\")))
+        # A whole id is found by its key even without a search document (rows seeded in bulk).
+        found = Concern.id == bindparam("q_id")
+        base = base.where(or_(found, search_condition(shape.dialect, shape.terms)) if shape.terms else found)
     take = bindparam("take", type_=Integer)
     parts = []
     if shape.claimed:
@@ -146,12 +155,11 @@ def _statement(shape: _Shape):
     return select(merged).order_by(*order).limit(take)
 
 
-def _params(f: QueueFilter, agent: QueueAgent, take: int) -> dict:
+def _params(f: QueueFilter, agent: QueueAgent, take: int, dialect: str) -> dict:
     params = {name: getattr(f, name) for name in FILTERS if getattr(f, name)}
     if f.q:
-        text = f.q.strip()
-        params["q_id"] = text.upper()
-        params["q_like"] = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params["q_id"] = f.q.strip().upper()
+        params.update(term_params(query_terms(f.q), dialect))
     return {**params, "take": take, "agent": agent.id, "skills": list(agent.skills), "level": agent.level}
 
 
@@ -190,10 +198,12 @@ def queue_page(*, session: Session, agent: QueueAgent, f: QueueFilter) -> tuple[
     """
     take = f.limit + 1
     statuses = (f.status,) if f.status else ACTIVE
-    params = {**_params(f, agent, take), **{f"status_{i}": s for i, s in enumerate(statuses)},
+    dialect = session.get_bind().dialect.name
+    params = {**_params(f, agent, take, dialect), **{f"status_{i}": s for i, s in enumerate(statuses)},
               "statuses": list(statuses)}
-    shape = _Shape(dialect=session.get_bind().dialect.name, part="newest" if f.sort == "newest" else "due",
-                   filters=tuple(n for n in FILTERS if getattr(f, n)), search=bool(f.q), statuses=len(statuses))
+    shape = _Shape(dialect=dialect, part="newest" if f.sort == "newest" else "due",
+                   filters=tuple(n for n in FILTERS if getattr(f, n)), search=bool(f.q),
+                   terms=len(query_terms(f.q)) if f.q else 0, statuses=len(statuses))
     if f.scope == "all":
         shape, params["level"] = replace(shape, level=f.level is not None), f.level
     elif agent.level is not None:

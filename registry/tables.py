@@ -4,8 +4,12 @@ import registry.access  # noqa: F401
 import registry.knowledge  # noqa: F401
 import registry.models  # noqa: F401
 import registry.attachments  # noqa: F401
+import registry.concern_search  # noqa: F401
 import registry.handover  # noqa: F401
 import registry.mailbox  # noqa: F401
 import registry.ratings  # noqa: F401
 import registry.workspace  # noqa: F401
+import registry.knowledge_feedback  # noqa: F401
+import registry.sop_drafts  # noqa: F401
+import registry.sop_history  # noqa: F401
 import registry.audit  # noqa: F401

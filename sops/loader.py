@@ -29,7 +29,29 @@ _Model = TypeVar("_Model", bound=BaseModel)
 
 
 class _YamlLoader(yaml.SafeLoader):
-    """Safe YAML where yes/no/on/off are plain strings."""
+    """Safe YAML where yes/no/on/off are plain strings and a key given twice in one mapping is refused.
+
+    PyYAML keeps the last of two equal keys without a word, so a second step with the name of an earlier
+    one would silently replace it.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue  # an unhashable key; the base class reports it
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        f"while constructing a mapping (line {first.start_mark.line + 1})", node.start_mark,
+                        f"found duplicate key {key!r} (first given on line {first.start_mark.line + 1})",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 _YamlLoader.yaml_implicit_resolvers = {

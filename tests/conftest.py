@@ -249,13 +249,13 @@ async def desk_on_both(request, tmp_path, temporal_server, temporal_client) -> D
         yield d
 
 
-async def _desk(tmp_path, url, temporal_server, client):
+async def _desk(tmp_path, url, temporal_server, client, **extra_settings):
     from web.app import create_site
     from api.intake import Intake
     from api.security import create_token, create_user
     from worker import build_worker
 
-    settings = make_settings(tmp_path, url, temporal_server.address)
+    settings = make_settings(tmp_path, url, temporal_server.address, **extra_settings)
     engine = make_engine(url)
     sessions = Sessions(engine)
     publish_all(sessions)
@@ -272,6 +272,23 @@ async def _desk(tmp_path, url, temporal_server, client):
                        intake=Intake(sessions=sessions, client=client, settings=settings, catalog=catalog),
                        http=http, worker=worker, auth={"Authorization": f"Bearer {token}"}, app=app)
     engine.dispose()
+
+
+@pytest.fixture
+async def smtp_port(desk):
+    """The desk's SMTP intake, started by `serve_smtp` as `ccr smtp` does, on a free port (the module's `desk`)."""
+    from api.mail_intake import serve_smtp
+
+    desk.settings.smtp_port = free_port()
+    task = asyncio.create_task(serve_smtp(desk.settings, intake=desk.intake))
+    for _ in range(200):  # the listener starts on this loop, so wait without blocking it
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", desk.settings.smtp_port)) == 0:
+                break
+        await asyncio.sleep(0.05)
+    yield desk.settings.smtp_port
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 # ---- a live HTTP server and a real browser ---------------------------------------------------

@@ -121,7 +121,7 @@ async def test_a_known_order_reports_its_status(order_system):
     result = await _lookup("Where is my order?", "Order #10001 was due yesterday", order_status_url=order_system.url,
                            order_status_headers={"Authorization": "Bearer shop-key"})
     assert result.outcome == "found"
-    assert result.message == "Hello Ann,\n\nThe status of your order 10001 is: shipped."
+    assert result.message == "The status of your order 10001 is: shipped."
     assert order_system.hits["10001"] == 1
     assert order_system.headers_seen[0]["Authorization"] == "Bearer shop-key"
 

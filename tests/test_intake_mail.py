@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 
 import pytest
 from sqlmodel import col, select
 
 from api.intake import Intake
 from api.mail_in import parse_inbound
-from api.mail_intake import MailIntake, serve_smtp
+from api.mail_intake import MailIntake
 from registry.attachments import Attachment
 from registry.handover import Handover
 from registry.mailbox import RawMail
 from registry.models import Concern, Customer, Interaction, OutboxMail
-from tests.conftest import free_port
 from tests.intake_kit import act, customer_mail, send, staff_headers
 from workflows.client import make_client
 
@@ -27,21 +25,6 @@ GENERAL = "Do you sell gift cards? And what are your opening hours on Saturdays?
 def desk(desk_on_both):
     """Every test here runs on SQLite and on PostgreSQL (files, raw mail and ratings use upserts that differ)."""
     return desk_on_both
-
-
-@pytest.fixture
-async def smtp_port(desk):
-    """The desk's SMTP intake, started by `serve_smtp` as `ccr smtp` does, on a free port."""
-    desk.settings.smtp_port = free_port()
-    task = asyncio.create_task(serve_smtp(desk.settings, intake=desk.intake))
-    for _ in range(200):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", desk.settings.smtp_port)) == 0:
-                break
-        await asyncio.sleep(0.05)
-    yield desk.settings.smtp_port
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 async def deliver(port, msg, **kw) -> tuple[int, str]:

@@ -34,7 +34,6 @@ from tests.conftest import (
 from tests.engine_support import ADA, act, clock_events, open_concern
 from tests.intake_kit import customer_mail, open_in_portal, send, signed_in
 from tests.web_support import publish_workspace_sop
-from tests.test_intake_mail import smtp_port  # noqa: F401 - the SMTP listener fixture
 from workflows.client import make_client
 from workflows.concern import ConcernWorkflow
 from workflows.payloads import CustomerMessage

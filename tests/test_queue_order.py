@@ -72,10 +72,8 @@ def test_filters_and_search_narrow_the_queue(sessions):
         {"id": "CCR-M", "due": 7, "subject": "refund_missing", "sla_state": "breached"},
     ])
     ada = QueueAgent(id=7, level=1, skills=[])
-    assert _ids(sessions, ada, q="refund")[0] == ["CCR-K", "CCR-M"]
-    assert _ids(sessions, ada, q="100%")[0] == ["CCR-K"]  # % and _ are searched for as themselves
-    assert _ids(sessions, ada, q="d_m")[0] == ["CCR-M"]
-    assert _ids(sessions, ada, q="ccr-l")[0] == ["CCR-L"]  # a concern id, in any case
+    # Words, names and parts of ids are searched in tests/test_queue_search.py; a whole id needs no document.
+    assert _ids(sessions, ada, q="ccr-l")[0] == ["CCR-L"]
     assert _ids(sessions, ada, priority="urgent")[0] == ["CCR-K"]
     assert _ids(sessions, ada, category="orders")[0] == ["CCR-L"]
     assert _ids(sessions, ada, sla_state="breached")[0] == ["CCR-M"]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 
 import pytest
 from sqlmodel import select
 
-from api.mail_intake import asks_for_person, serve_smtp
+from api.mail_intake import asks_for_person
 from registry.models import Interaction, OutboxMail
-from tests.conftest import free_port
 from tests.intake_kit import csrf_of, customer_mail, open_in_portal, send, signed_in
 
 
@@ -57,20 +55,6 @@ async def test_the_portal_button_takes_the_concern_to_a_person(desk):
     page = await client.get(f"/portal/concerns/{concern_id}")
     assert "You asked to talk to a person" in page.text and 'value="human"' not in page.text
     await client.aclose()
-
-
-@pytest.fixture
-async def smtp_port(desk):
-    desk.settings.smtp_port = free_port()
-    task = asyncio.create_task(serve_smtp(desk.settings, intake=desk.intake))
-    for _ in range(200):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", desk.settings.smtp_port)) == 0:
-                break
-        await asyncio.sleep(0.05)
-    yield desk.settings.smtp_port
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _question(desk, concern_id: str) -> OutboxMail:

@@ -51,8 +51,8 @@ def test_ccr_sop_publish_prints_the_warning(tmp_path):
                "--skills", "general").returncode == 0
     published = ccr("sop", "publish", str(ROOT / "sops/definitions/complaint.yaml"))
     assert published.returncode == 0 and "complaint v1 published" in published.stdout
-    assert ("warning: complaint: step 'level2' (Complaints team) needs an agent of level 2 with the skills "
-            "complaints, and no active agent can take it") in published.stderr.splitlines()
+    assert ("warning: complaint: line 42, step 'level2': no active agent has the skill 'complaints'; nobody can "
+            "take this step") in published.stderr.splitlines()
 
 
 async def _complaint_at_level2(desk):

@@ -80,7 +80,7 @@ async def test_every_route_answers_every_role_as_the_matrix_says(desk):
 
 
 async def test_a_route_without_a_rule_is_refused_to_everyone_and_named(desk):
-    app = FastAPI()
+    app = FastAPI(redoc_url=None)  # like the site, which serves Swagger UI and no ReDoc
     app.state.sessions, app.state.settings = desk.sessions, desk.settings
 
     @app.get("/forgotten")

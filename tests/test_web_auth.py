@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import httpx
 from itsdangerous import TimestampSigner
@@ -26,6 +27,12 @@ def session_data(desk, cookie: str) -> dict:
     return json.loads(base64.b64decode(raw))
 
 
+def signed_in(html: str) -> str:
+    """Who the page's header says is signed in, as "name (role · level)"."""
+    name, role = re.search(r'class="name"[^>]*>([^<]*)</span>\s*<span class="badge role">([^<]*)</span>', html).groups()
+    return f"{name} ({role})"
+
+
 async def attempt(http, email: str, password: str, **extra) -> httpx.Response:
     page = await http.get("/login")
     return await http.post("/login", data={"email": email, "password": password, "csrf_token": csrf_of(page.text),
@@ -40,7 +47,7 @@ async def test_sign_in_and_out(desk):
         assert response.status_code == 303 and response.headers["location"] == "/queue"
         assert (await http.get("/")).headers["location"] == "/queue"
         page = await http.get("/queue")
-        assert page.status_code == 200 and "Ada (agent, L1)" in page.text
+        assert page.status_code == 200 and signed_in(page.text) == "Ada (agent · L1)"
         response = await http.post("/logout", data={"csrf_token": csrf_of(page.text)})
         assert response.status_code == 303 and response.headers["location"] == "/login"
         assert (await http.get("/queue")).status_code == 302
@@ -104,7 +111,7 @@ async def test_a_deactivated_agent_is_signed_out_at_the_next_page(desk):
     async with client(desk) as http:
         await attempt(http, "ada@desk.test", PASSWORD)
         page = await http.get("/queue")
-        assert page.status_code == 200 and "Ada (agent, L2)" in page.text
+        assert page.status_code == 200 and signed_in(page.text) == "Ada (agent · L2)"
         signed_in_before = dict(http.cookies)
         with desk.sessions.begin() as session:
             set_active(session=session, email="ada@desk.test", active=False)  # what `ccr user deactivate` does
@@ -125,10 +132,10 @@ async def test_a_promotion_counts_from_the_next_page_and_a_new_password_from_the
     make_staff(desk.sessions, "ada@desk.test", "agent", level=1, name="Ada")
     async with client(desk) as http:
         await attempt(http, "ada@desk.test", PASSWORD)
-        assert "Ada (agent, L1)" in (await http.get("/queue")).text
+        assert signed_in((await http.get("/queue")).text) == "Ada (agent · L1)"
         with desk.sessions.begin() as session:  # what `ccr user update` does
             update_user(session=session, email="ada@desk.test", role="lead", level=2)
-        assert "Ada (lead, L2)" in (await http.get("/queue")).text
+        assert signed_in((await http.get("/queue")).text) == "Ada (lead · L2)"
         with desk.sessions.begin() as session:  # what `ccr user password` does
             update_user(session=session, email="ada@desk.test", password="a-brand-new-secret")
         # Whoever was signed in with the old password is out, at their next page.
@@ -136,7 +143,7 @@ async def test_a_promotion_counts_from_the_next_page_and_a_new_password_from_the
         assert response.status_code == 302 and response.headers["location"].startswith("/login")
         assert (await attempt(http, "ada@desk.test", PASSWORD)).status_code == 401
         assert (await attempt(http, "ada@desk.test", "a-brand-new-secret")).status_code == 303
-        assert "Ada (lead, L2)" in (await http.get("/queue")).text
+        assert signed_in((await http.get("/queue")).text) == "Ada (lead · L2)"
 
 
 async def test_forms_without_the_csrf_token_are_refused(desk):

@@ -34,7 +34,7 @@ async def test_pages_render_with_no_data_one_concern_and_100_000(desk_on_both):
         page = await a.http.get("/queue")
         assert len(ROWS.findall(page.text)) == 1 and "Printer on fire" in page.text
         page = await a.http.get(f"/concerns/{concern.id}")
-        assert page.status_code == 200 and 'class="node step-human start visited current"' in page.text
+        assert page.status_code == 200 and 'class="step type-human visited current" data-step="level1"' in page.text
         assert "Claim" in page.text and "Full customer timeline" in page.text
         page = await aud.http.get(f"/concerns/{concern.id}")
         assert "only agents and leads act on it" in page.text and 'id="form-claim"' not in page.text
@@ -55,7 +55,7 @@ async def test_pages_render_with_no_data_one_concern_and_100_000(desk_on_both):
         assert len(ROWS.findall(page.text)) <= 1
         for cid in ids[:3]:
             page = await a.http.get(f"/concerns/{cid}")
-            assert page.status_code == 200 and cid in page.text and "<svg" in page.text
+            assert page.status_code == 200 and cid in page.text and 'class="sop-chart-data"' in page.text
         assert (await a.http.get("/concerns/CCR-NOSUCH00")).status_code == 404
 
 
@@ -185,19 +185,3 @@ async def test_a_lead_assigns_and_reprioritises_in_bulk(desk):
         rows = {c.id: session.get(Concern, c.id) for c in concerns}
     assert {r.assignee_id for r in rows.values()} == {ada["id"]}
     assert [rows[i].priority for i in ids] == ["urgent", "urgent", "normal"]
-
-
-def test_every_shipped_sop_draws_without_overlapping_boxes():
-    from sops.loader import load_definitions
-    from web.flowchart import HEIGHT, WIDTH, layout
-
-    for sop in load_definitions().values():
-        chart = layout(sop.model_dump(mode="json"), current=sop.start, visited={sop.start})
-        boxes = [(n.x, n.y) for n in chart.nodes]
-        assert len(boxes) == len(sop.steps)
-        for i, (x1, y1) in enumerate(boxes):
-            for x2, y2 in boxes[i + 1:]:
-                assert abs(x1 - x2) >= WIDTH or abs(y1 - y2) >= HEIGHT, sop.id
-            assert 0 <= x1 and x1 + WIDTH <= chart.width and y1 + HEIGHT <= chart.height
-        assert [n.id for n in chart.nodes if "current" in n.css] == [sop.start]
-        assert len(chart.edges) == len({(s, t) for s, step in sop.steps.items() for _, t in step.edges()})

@@ -15,7 +15,7 @@ from starlette.routing import Mount, compile_path
 from api.deps import Principal, load_caller
 from api.throttles import client_address
 from registry.audit import Origin, current_origin
-from web.templating import templates
+from web.errors import error_page, prefers_json
 
 ANONYMOUS = "anonymous"
 CUSTOMER = "customer"
@@ -37,6 +37,10 @@ CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
 CUSTOMER_EDITORS = AGENTS
 CUSTOMERS = frozenset({CUSTOMER})
 KB_WRITERS = frozenset({"agent", "lead", "process_owner", "admin"})
+# SOPs: staff read versions, changes and shared drafts; process owners and admins write, publish and retire.
+SOP_READERS = DESK_READERS
+SOP_API_READERS = STAFF
+SOP_WRITERS = frozenset({"process_owner", "admin"})
 # Take articles out of circulation and back; publishing a carried-forward draft is checked again in the store.
 KB_CURATORS = frozenset({"lead", "process_owner", "admin"})
 # The staff audit log and its evidence: auditors and admins only (it names everyone's sign-ins and addresses).
@@ -51,7 +55,6 @@ RULES: dict[str, frozenset[str]] = {
     "GET /openapi.json": EVERYONE,
     "GET /docs": EVERYONE,
     "GET /docs/oauth2-redirect": EVERYONE,
-    "GET /redoc": EVERYONE,
     "MOUNT /static": EVERYONE,
     # the front door and sign-in (customers sign in through the portal and may sign out here)
     "GET /": EVERYONE,
@@ -61,6 +64,7 @@ RULES: dict[str, frozenset[str]] = {
     # the agent workspace
     "GET /queue": DESK_READERS,
     "POST /queue/bulk": frozenset({"lead", "admin"}),
+    "POST /queue/notices/{}/dismiss": DESK_READERS,
     "GET /concerns/{}": DESK_READERS,
     "GET /concerns/{}/actions": DESK_READERS,
     "POST /concerns/{}/actions/{}": AGENTS,
@@ -74,6 +78,8 @@ RULES: dict[str, frozenset[str]] = {
     "GET /customers/mail/{}": CUSTOMER_VIEWERS,
     "GET /customers/mail/{}/message.eml": CUSTOMER_VIEWERS,
     "GET /customers/attachments/{}": CUSTOMER_VIEWERS,
+    "GET /customers/outbox": CUSTOMER_VIEWERS,
+    "GET /customers/outbox/{}": CUSTOMER_VIEWERS,  # a mail with a sign-in link: admins only, checked on the page
     "GET /customers/{}": CUSTOMER_VIEWERS,
     "POST /customers/{}/profile": CUSTOMER_EDITORS,
     "POST /customers/{}/merge": CUSTOMER_EDITORS,
@@ -91,6 +97,7 @@ RULES: dict[str, frozenset[str]] = {
     "POST /portal/reset/{}": EVERYONE,
     "GET /portal/kb": EVERYONE,
     "GET /portal/kb/{}": EVERYONE,
+    "POST /portal/kb/{}/helpful": EVERYONE,
     "GET /portal/concerns": CUSTOMERS,
     "GET /portal/concerns/new": CUSTOMERS,
     "POST /portal/concerns/new": CUSTOMERS,
@@ -98,6 +105,22 @@ RULES: dict[str, frozenset[str]] = {
     "POST /portal/concerns/{}/messages": CUSTOMERS,
     "POST /portal/concerns/{}/rating": CUSTOMERS,
     "GET /portal/attachments/{}": CUSTOMERS,
+    # SOPs: the list, a SOP and its history, versions, compare; drafts, publishing and retiring
+    "GET /sops": SOP_READERS,
+    "GET /sops/new": SOP_WRITERS,
+    "POST /sops/new": SOP_WRITERS,
+    "GET /sops/{}": SOP_READERS,
+    "GET /sops/{}/versions/{}": SOP_READERS,
+    "GET /sops/{}/compare": SOP_READERS,
+    "POST /sops/{}/retire": SOP_WRITERS,
+    "POST /sops/{}/reinstate": SOP_WRITERS,
+    "POST /sops/{}/drafts": SOP_WRITERS,
+    "GET /sops/{}/drafts/{}": SOP_READERS,
+    "POST /sops/{}/drafts/{}": SOP_WRITERS,
+    "POST /sops/{}/drafts/{}/share": SOP_WRITERS,
+    "POST /sops/{}/drafts/{}/delete": SOP_WRITERS,
+    "GET /sops/{}/drafts/{}/publish": SOP_READERS,
+    "POST /sops/{}/drafts/{}/publish": SOP_WRITERS,
     # JSON API
     "POST /api/concerns": ON_BEHALF,
     "GET /api/concerns": API_CALLERS,
@@ -112,6 +135,21 @@ RULES: dict[str, frozenset[str]] = {
     "POST /api/customers/{}/merge": CUSTOMER_EDITORS,
     "POST /api/customers/{}/calls": CUSTOMER_EDITORS,
     "GET /api/reports/deflection": REPORT_READERS,
+    "GET /api/sops": SOP_API_READERS,
+    "POST /api/sops/validate": SOP_API_READERS,
+    "GET /api/sops/{}/versions": SOP_API_READERS,
+    "POST /api/sops/{}/versions": SOP_WRITERS,
+    "GET /api/sops/{}/versions/{}": SOP_API_READERS,
+    "POST /api/sops/{}/retire": SOP_WRITERS,
+    "POST /api/sops/{}/reinstate": SOP_WRITERS,
+    "GET /api/sops/{}/history": SOP_API_READERS,
+    "GET /api/sops/{}/drafts": SOP_API_READERS,
+    "POST /api/sops/{}/drafts": SOP_WRITERS,
+    "GET /api/sops/{}/drafts/{}": SOP_API_READERS,
+    "PUT /api/sops/{}/drafts/{}": SOP_WRITERS,
+    "DELETE /api/sops/{}/drafts/{}": SOP_WRITERS,
+    "POST /api/sops/{}/drafts/{}/share": SOP_WRITERS,
+    "POST /api/sops/{}/drafts/{}/publish": SOP_WRITERS,
     # knowledge articles: staff read, agents and process owners write and publish (a draft carried forward
     # from a resolution only by a second person, a lead or process owner), curators unpublish and archive
     "GET /kb/articles": DESK_READERS,
@@ -231,7 +269,7 @@ class AccessMiddleware:
         key, is_page = self.table.match(scope)
         state = scope.setdefault("state", {})
         if key is None or key.startswith("MOUNT "):
-            response = None if key is None or key in RULES else _refuse(key, 403, is_page)
+            response = None if key is None or key in RULES else _refuse(Request(scope), key, 403, is_page)
         else:
             request = Request(scope)
             # What the audit log records as where an action came from, for every store this request reaches.
@@ -258,7 +296,7 @@ class AccessMiddleware:
         principal = caller.principal
         allowed = RULES.get(key)
         if allowed is None:
-            return _refuse(key, 403, is_page)
+            return _refuse(request, key, 403, is_page, principal=principal)
         role = role_of(principal)
         if role in allowed:
             return None
@@ -274,7 +312,7 @@ class AccessMiddleware:
                 # A polling fragment must not swap the sign-in page into itself: send the whole page there.
                 return HTMLResponse("", 401, headers={"HX-Redirect": target})
             return RedirectResponse(target, 302)
-        return _refuse(key, 403, is_page, role)
+        return _refuse(request, key, 403, is_page, role, principal=principal)
 
 
 def _local(url: str) -> str:
@@ -283,9 +321,9 @@ def _local(url: str) -> str:
     return path if path.startswith("/") and not path.startswith("//") else "/"
 
 
-def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
-    """A 403 (JSON for the API, a page for people): staff read what the route needs, customers only that it
-    is not for them (the desk's roles are none of their business)."""
+def _refuse(request: Request, key: str, status: int, is_page: bool, role: str | None = None, *, principal=None):
+    """A 403 (JSON for the API and programs, a page for people): staff read what the route needs, customers only
+    that it is not for them (the desk's roles are none of their business)."""
     if key not in RULES:
         detail = f"no access rule for {key}: add one to RULES in web/access.py"
     elif role == CUSTOMER:
@@ -293,7 +331,7 @@ def _refuse(key: str, status: int, is_page: bool, role: str | None = None):
     else:
         needed = ", ".join(sorted(RULES[key]))
         detail = f"this is not open to {role or 'you'}; it needs one of: {needed}"
-    if not is_page:
+    if not is_page or prefers_json(request):
         return JSONResponse({"detail": detail}, status)
-    page = templates.get_template("errors/denied.html").render(detail=detail, role=role)
-    return HTMLResponse(page, status, headers={"Vary": "HX-Request"})
+    return error_page(request, status, detail, principal=principal)
+

@@ -12,11 +12,13 @@ from sqlmodel import col, select
 
 from api.concerns import audit_override, perform
 from api.deps import ClientDep, Principal, SessionsDep
+from api.metrics import metrics_of
 from registry.models import Concern, User
 from registry.queue import CHANNELS, PRIORITIES, SLA_STATES, STATUSES, QueueAgent, QueueFilter, assignable_agents, \
     queue_page, sop_categories
 from registry.sop_store import active_staffing
 from registry.types import row_id, utcnow
+from registry.workspace import dismiss_notice, open_notices, tell_assignment
 from web import agent_view  # also registers the workspace's template filters
 from web import concern_page
 from web.csrf import verify_csrf
@@ -69,13 +71,14 @@ def filter_query(f: QueueFilter, **change) -> str:
     return urlencode({k: v for k, v in values.items() if v not in (None, "")})
 
 
-def _queue_context(request: Request, sessions, principal: Principal, f: QueueFilter, notice: str | None = None):
+def _queue_context(request: Request, sessions, principal: Principal, f: QueueFilter, notice: dict | None = None):
     agent = QueueAgent(id=principal.id, level=principal.level, skills=list(principal.skills))
     with sessions.read() as session:
         rows, more = queue_page(session=session, agent=agent, f=f)
         categories = sop_categories(session=session)
         agents = assignable_agents(session=session) if is_lead(principal) else []
         staffing = active_staffing(session=session) if is_lead(principal) else None
+        notices = open_notices(session=session, user_id=principal.id)
     next_limit = next((n for n in LIMITS if n > f.limit), None)
     now = utcnow()
     return {
@@ -84,7 +87,7 @@ def _queue_context(request: Request, sessions, principal: Principal, f: QueueFil
         "more_query": filter_query(f, limit=next_limit) if more and next_limit else None,
         "categories": categories, "agents": agents, "statuses": STATUSES, "priorities": PRIORITIES,
         "channels": CHANNELS, "sla_states": SLA_STATES, "lead": is_lead(principal), "can_act": can_act(principal),
-        "now": now, "notice": notice,
+        "now": now, "notice": notice, "notices": notices, "confirm": None, "picked": set(),
     }
 
 
@@ -93,18 +96,19 @@ def queue(request: Request, sessions: SessionsDep):
     """My queue, or (for htmx polling and filters) just its table."""
     principal = request.state.principal
     f = parse_filter(request.query_params, principal)
-    notice = request.session.pop("flash", None) if not is_htmx(request) else None
+    flash = request.session.pop("flash", None) if not is_htmx(request) else None
+    notice = flash if isinstance(flash, dict) else None
     ctx = _queue_context(request, sessions, principal, f, notice)
     if is_htmx(request) and request.headers.get("HX-History-Restore-Request") != "true":
-        return render(request, "agent/_queue_table.html", ctx)
+        return render(request, "agent/_queue_poll.html", ctx)
     return render(request, "agent/queue.html", ctx)
 
 
 async def _bulk_one(client, sessions, principal: Principal, concern: Concern, action: AgentAction,
-                    gate: asyncio.Semaphore) -> str | None:
+                    gate: asyncio.Semaphore, metrics) -> str | None:
     async with gate:
         try:
-            await perform(client, concern.workflow_id, action)
+            await perform(client, concern.workflow_id, action, metrics=metrics)
             await run_in_threadpool(audit_override, sessions, principal, concern, action)
             return None
         except HTTPException as err:
@@ -122,15 +126,31 @@ def _bulk_targets(sessions, ids: list[str], assignee_id) -> tuple[list[Concern],
     return concerns, assignee
 
 
+def _held_elsewhere(concerns: list[Concern], assignee) -> list[Concern]:
+    """The concerns someone other than `assignee` holds: assigning them takes them from that agent."""
+    return [c for c in concerns if c.assignee_id is not None and c.assignee_id != assignee.id]
+
+
+def _tell(sessions, lead: Principal, assignee, reassigned: list[Concern]) -> None:
+    with sessions.begin() as session:
+        for c in reassigned:
+            tell_assignment(session=session, concern_id=c.id, subject=c.subject, lead=lead.name or lead.email,
+                            lead_id=lead.id, assignee_id=assignee.id, assignee_name=assignee.name, previous_id=c.assignee_id,
+                            previous_name=c.assignee_name)
+
+
 @router.post("/queue/bulk", dependencies=[Depends(verify_csrf)])
 async def bulk(request: Request, sessions: SessionsDep, client: ClientDep):
-    """Assign the chosen concerns to an agent, or change their priority, one workflow update each."""
+    """Assign the chosen concerns to an agent, or change their priority, one workflow update each.
+
+    Taking concerns from the agents who hold them asks first; once done, both agents are told."""
     principal = request.state.principal
     form = await request.form()
     ids = [i for i in form.getlist("ids") if isinstance(i, str)][:500]
     kind = form.get("bulk_action")
     concerns, assignee = await run_in_threadpool(_bulk_targets, sessions, ids, form.get("assignee_id"))
     priority = form.get("priority") if form.get("priority") in PRIORITIES else None
+    confirm = None
     if not concerns:
         notice = "Choose at least one concern."
     elif kind == "assign" and assignee is None:
@@ -139,20 +159,51 @@ async def bulk(request: Request, sessions: SessionsDep, client: ClientDep):
         notice = "Choose a priority."
     elif kind not in ("assign", "priority"):
         notice = "Choose what to do with the concerns."
+    elif kind == "assign" and form.get("confirm") != "1" and (held := _held_elsewhere(concerns, assignee)):
+        notice = None
+        confirm = {"held": [(c.id, c.assignee_name or "a colleague") for c in held], "assignee": assignee,
+                   "ids": [c.id for c in concerns]}
     else:
         lead = principal.agent_ref()
         action = AgentAction(type="assign", agent=lead, assignee=assignee) if kind == "assign" else \
             AgentAction(type="set_priority", agent=lead, priority=priority)
         gate = asyncio.Semaphore(BULK_PARALLEL)
-        tries = (_bulk_one(client, sessions, principal, c, action, gate) for c in concerns)
-        failures = [r for r in await asyncio.gather(*tries) if r]
-        done = len(concerns) - len(failures)
-        what = f"Assigned {done} to {assignee.name}" if kind == "assign" else f"Set {done} to {priority} priority"
-        notice = what + (". Not done: " + "; ".join(failures) if failures else ".")
+        tries = (_bulk_one(client, sessions, principal, c, action, gate, metrics_of(request)) for c in concerns)
+        results = await asyncio.gather(*tries)
+        failures = [r for r in results if r]
+        if kind == "assign":
+            done = [c for c, r in zip(concerns, results) if r is None and c.assignee_id != assignee.id]
+            await run_in_threadpool(_tell, sessions, principal, assignee, done)
+        count = len(concerns) - len(failures)
+        what = f"Assigned {count} to {assignee.name}." if kind == "assign" else f"Set {count} to {priority} priority."
+        notice = {"text": what, "failures": failures}
+    if isinstance(notice, str):
+        notice = {"text": notice, "failures": []}
     if not is_htmx(request):
-        request.session["flash"] = notice
-        return RedirectResponse("/queue", 303)
+        if confirm is None:
+            request.session["flash"] = notice
+            return RedirectResponse("/queue", 303)
+        f = parse_filter(request.query_params, principal)
+        ctx = await run_in_threadpool(_queue_context, request, sessions, principal, f, None)
+        return render(request, "agent/queue.html", {**ctx, "confirm": confirm, "picked": set(ids)})
     current = urlsplit(request.headers.get("HX-Current-URL", "")).query
     f = parse_filter(dict(parse_qsl(current)), principal)
     ctx = await run_in_threadpool(_queue_context, request, sessions, principal, f, notice)
-    return render(request, "agent/_queue_table.html", ctx)
+    if confirm is not None:
+        # Only the question changes: the rows stay ticked (and the refresh paused) until the lead answers.
+        return render(request, "agent/_bulk_result.html", {**ctx, "confirm": confirm, "oob": False},
+                      headers={"HX-Retarget": "#bulk-result", "HX-Reswap": "outerHTML"})
+    return render(request, "agent/_bulk_done.html", ctx)
+
+
+@router.post("/queue/notices/{notice_id}/dismiss", dependencies=[Depends(verify_csrf)])
+def dismiss(request: Request, notice_id: int, sessions: SessionsDep):
+    """Dismiss one of my notices (the queue's list of them, or the queue without JavaScript)."""
+    principal = request.state.principal
+    with sessions.begin() as session:
+        if not dismiss_notice(session=session, user_id=principal.id, notice_id=notice_id):
+            raise HTTPException(404, f"no notice {notice_id} of yours")
+        notices = open_notices(session=session, user_id=principal.id)
+    if not is_htmx(request):
+        return RedirectResponse("/queue", 303)
+    return render(request, "agent/_notices.html", {"notices": notices, "oob": False})

@@ -15,13 +15,13 @@ PUBLIC_KINDS = {"reply": "Reply", "question": "Question to the customer", "resol
 
 
 def span(seconds: float) -> str:
-    """A duration as people read it: `2d 3h`, `3h 05m`, `12m`, `40s`."""
+    """A duration in one unit everywhere, hours and minutes: `51h 10m`, `3h 05m`, `12m`, `40s`.
+
+    No days: a wall-clock day is 24 hours but a business day is the calendar's opening hours (9 on the
+    Berlin calendar), so "1d" would mean different things on running and paused clocks."""
     seconds = int(abs(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
+    hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
     if hours:
         return f"{hours}h {minutes:02d}m"
     if minutes:
@@ -30,11 +30,29 @@ def span(seconds: float) -> str:
 
 
 def time_left(due: datetime | None, now: datetime | None = None) -> str:
-    """Time until `due`, or how long it is overdue."""
+    """Wall-clock time until `due`, or how long it is overdue, labelled."""
     if due is None:
-        return "paused"
+        return "no clock running"
     left = (due - (now or utcnow())).total_seconds()
-    return span(left) if left >= 0 else f"overdue {span(left)}"
+    return f"{span(left)} left" if left >= 0 else f"overdue by {span(left)}"
+
+
+def due_title(due: datetime | None) -> str:
+    """The absolute due time, for hovering (the page's script shows it in the viewer's time zone)."""
+    return f"due {due.strftime('%a %Y-%m-%d %H:%M')} UTC" if due else ""
+
+
+def paused_text(elapsed: float, target: float) -> tuple[str, str]:
+    """A paused clock: the business time left (its unit said), and what was used of the target."""
+    return (f"paused · {span(max(0, target - elapsed))} business time left",
+            f"{span(elapsed)} of {span(target)} business time used; the clock resumes when the customer answers")
+
+
+def outcome(clocks: list[dict] | None) -> str:
+    """A stopped concern's SLA result: its resolution clock's, else any customer-facing clock's."""
+    clocks = [c for c in clocks or [] if not c.get("name", "").startswith("step:")]
+    resolution = [c for c in clocks if c.get("name") == "resolution"] or clocks
+    return "breached" if any(c.get("breached") for c in resolution) else "met"
 
 
 def sla_class(sla_state: str, due: datetime | None, now: datetime | None = None) -> str:
@@ -44,6 +62,20 @@ def sla_class(sla_state: str, due: datetime | None, now: datetime | None = None)
     if sla_state == "breached" or (due is not None and due <= (now or utcnow())):
         return "sla-breached"
     return f"sla-{sla_state}" if sla_state in ("ok", "warning") else "sla-ok"
+
+
+def sla_cell(r, now: datetime) -> tuple[str, str, str]:
+    """A queue row's SLA cell: text, hover title and colour, from the row's status, due time and clocks."""
+    if r.status in ("resolved", "closed"):
+        result = outcome(r.stopped_clocks)
+        return result, f"resolution SLA {result}", f"sla-{'breached' if result == 'breached' else 'met'}"
+    if r.status == "waiting_customer":
+        paused = [c for c in r.stopped_clocks or [] if c.get("state") == "paused" and c.get("name") == "resolution"]
+        if paused:
+            text, title = paused_text(paused[0].get("elapsed", 0), paused[0].get("target", 0))
+            return text, title, "sla-paused" if r.sla_state != "breached" else "sla-breached"
+        return "paused", "waiting on the customer; the clocks resume when they answer", "sla-paused"
+    return time_left(r.next_due_at, now), due_title(r.next_due_at), sla_class(r.sla_state, r.next_due_at, now)
 
 
 @dataclass(slots=True)
@@ -61,6 +93,8 @@ class QueueRow:
     claimed_by: str | None
     sla_css: str
     sla_text: str
+    sla_title: str
+    sla_due: datetime | None
     unstaffed: bool = False
 
 
@@ -76,14 +110,14 @@ def queue_rows(rows, me: int, now: datetime, staffing: list | None = None) -> li
             can_take(level=level, skills=skills, step_level=r.level, step_skills=r.skills or [])
             for level, skills in staffing)
         channel = r.channel.replace("_", " ")
+        text, title, css = sla_cell(r, now)
         shown.append(QueueRow(
             id=r.id, subject=r.subject, customer=r.customer or "",
             where=f"{r.id} · {channel} · {r.category}" if r.category else f"{r.id} · {channel}",
             priority=r.priority, level=f"L{r.level}" if r.level else "–", status=r.status.replace("_", " "),
             mine=r.assignee_id == me, claimed_by=(r.assignee_name or "a colleague") if r.assignee_id else None,
-            sla_css=sla_class(r.sla_state, r.next_due_at, now),
-            sla_text="paused" if r.status == "waiting_customer" else time_left(r.next_due_at, now),
-            unstaffed=unstaffed))
+            sla_css=css, sla_text=text, sla_title=title,
+            sla_due=r.next_due_at if r.status == "open" else None, unstaffed=unstaffed))
     return shown
 
 
@@ -108,18 +142,21 @@ def clock_rows(clocks: list[dict], now: datetime | None = None) -> list[dict]:
         due = datetime.fromisoformat(due) if isinstance(due, str) else due
         state = clock.get("state", "idle")
         breached, warned = clock.get("breached", False), clock.get("warned", False)
+        title = ""
         if state == "stopped":
             text = "breached" if breached else "met"
         elif state == "paused":
-            text = f"paused at {span(clock.get('elapsed', 0))} of {span(clock.get('target', 0))}"
-        elif due is not None:
-            text = time_left(due, now)
+            text, title = paused_text(clock.get("elapsed", 0), clock.get("target", 0))
+        elif state == "running" and due is not None:
+            text, title = time_left(due, now), due_title(due)
+        elif state == "idle":
+            text = "not started"
         else:
             text = state
         css = "sla-breached" if breached else "sla-warning" if warned else "sla-paused" if state == "paused" else \
-            "sla-ok"
+            "sla-met" if state == "stopped" else "sla-ok"
         rows.append({"name": clock.get("name", ""), "title": clock_title(clock.get("name", "")), "state": state,
-                     "due": due if state == "running" else None, "text": text, "css": css})
+                     "due": due if state == "running" else None, "text": text, "css": css, "hover": title})
     order = {"running": 0, "paused": 1, "idle": 2, "stopped": 3}
     return sorted(rows, key=lambda r: order.get(r["state"], 4))
 
@@ -148,6 +185,6 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
-templates.env.filters.update(time_left=time_left, span=span, when=when, entry_style=entry_style,
+templates.env.filters.update(time_left=time_left, span=span, due_title=due_title, when=when, entry_style=entry_style,
                              entry_label=entry_label, clock_title=clock_title)
 templates.env.globals.update(sla_class=sla_class)

@@ -12,16 +12,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api.concerns import audit_override, ensure_started, perform
 from api.deps import Principal, SessionsDep, get_client
+from api.metrics import metrics_of
 from registry import concerns as store
-from registry.models import Concern, Customer, Organisation, User
+from registry.models import Concern, Customer, Organisation, SopVersion, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
 from registry.sop_store import active_staffing, can_take, get_version
 from registry.types import row_id, utcnow
-from registry.workspace import others_present, touch_presence
+from registry.workspace import others_present, tell_assignment, touch_presence
+from sops.graph import chart_graph, steps_passed
+from sops.schema import SopDefinition
 from web.agent_view import clock_rows
 from web.canned import canned_for, fill, load_canned
 from web.csrf import verify_csrf
-from web.flowchart import chart_for
 from web.templating import is_htmx, render
 from workflows.payloads import AgentAction
 
@@ -89,14 +91,12 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         staffing = active_staffing(session=session) if concern.step_type == "human" else []
     definition = version.definition if version else None
     step = (definition or {}).get("steps", {}).get(concern.step) if concern.step else None
-    visited = {e.meta.get("step") for e in timeline if e.kind == "step" and e.meta}
     steps = [(sid, (s or {}).get("title") or sid) for sid, s in ((definition or {}).get("steps") or {}).items()]
     now = utcnow()
     return {
         "c": concern, "customer": customer, "org": org, "customer_concerns": count, "timeline": timeline,
         "step": step, "step_title": (step or {}).get("title") or concern.step,
-        "chart": chart_for(concern.sop_id, concern.sop_version, definition, current=concern.step if step else None,
-                           visited=visited) if definition else None,
+        "chart": _chart(version, timeline, current=concern.step if step else None) if version else None,
         "clocks": clock_rows(concern.clocks or [], now), "now": now, "version": version_of(concern),
         "key": action_key(concern), "allowed": allowed_actions(concern, principal, step), "agents": agents,
         "categories": categories, "priorities": PRIORITIES, "presence": _presence(others, now),
@@ -104,6 +104,18 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         "canned": {a: canned_for(a) for a in ("reply", "request_info", "resolve")},
         "steps": steps, "unstaffed": _unstaffed(concern, staffing),
     }
+
+
+_sops: dict[tuple[str, int], SopDefinition] = {}
+
+
+def _chart(version: SopVersion, timeline, *, current: str | None) -> dict:
+    """The SOP version's flow chart graph, marking the steps the concern went through and the path it took."""
+    key = (version.content_hash, version.version)
+    sop = _sops.get(key)
+    if sop is None:  # a published version never changes: parse it once per process
+        sop = _sops[key] = SopDefinition.model_validate(version.definition)
+    return chart_graph(sop, current=current, passed=steps_passed(sop, timeline))
 
 
 def _unstaffed(concern: Concern, staffing) -> str | None:
@@ -199,8 +211,11 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     try:
         ensure_started(concern)
         assignee = await run_in_threadpool(_agent_ref, sessions, values["assignee_id"]) if name == "assign" else None
+        held = name == "assign" and assignee is not None and concern.assignee_id not in (None, assignee.id)
+        if held and form.get("confirm") != "1":
+            return await _confirm_reassign(request, sessions, concern, principal, values, assignee)
         action = build_action(name, principal, values, assignee)
-        await perform(await get_client(request), concern.workflow_id, action)
+        await perform(await get_client(request), concern.workflow_id, action, metrics=metrics_of(request))
         await run_in_threadpool(audit_override, sessions, principal, concern, action)
     except HTTPException as err:
         error, status = str(err.detail), err.status_code
@@ -208,6 +223,8 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
         error = "the form has a value the desk does not know; check the fields"
     except ValueError as err:
         error = str(err)
+    if error is None and name == "assign":
+        await run_in_threadpool(_tell_assigned, sessions, concern, principal, assignee)
     ctx = await run_in_threadpool(_view, sessions, concern_id, principal, touch=False)
     if error is None:
         if not is_htmx(request):
@@ -221,6 +238,25 @@ async def act(request: Request, concern_id: str, name: str, sessions: SessionsDe
     if is_htmx(request):
         return render(request, "agent/_action_form.html", {**ctx, "name": name}, status_code=status)
     return render(request, "agent/concern.html", ctx, status_code=status)
+
+
+async def _confirm_reassign(request: Request, sessions, concern: Concern, principal: Principal, values: dict, assignee):
+    """The assign form again, asking the lead to confirm taking the concern from the agent who holds it."""
+    ctx = await run_in_threadpool(_view, sessions, concern.id, principal, touch=False)
+    question = f"Held by {concern.assignee_name or 'a colleague'}; reassign to {assignee.name}?"
+    ctx["forms"]["assign"] = {"values": values, "confirm": question}
+    if is_htmx(request):
+        return render(request, "agent/_action_form.html", {**ctx, "name": "assign"})
+    return render(request, "agent/concern.html", ctx)
+
+
+def _tell_assigned(sessions, concern: Concern, lead: Principal, assignee) -> None:
+    """Notices for the agent now holding the concern and for the one who held it before."""
+    with sessions.begin() as session:
+        tell_assignment(session=session, concern_id=concern.id, subject=concern.subject,
+                        lead=lead.name or lead.email or "A lead", lead_id=lead.id, assignee_id=assignee.id,
+                        assignee_name=assignee.name, previous_id=concern.assignee_id,
+                        previous_name=concern.assignee_name)
 
 
 def _concern(sessions, concern_id: str) -> Concern | None:

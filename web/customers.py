@@ -20,6 +20,7 @@ from registry import customers as crm
 from registry.attachments import Attachment, attachments_by_interaction, attachments_of_raw_mail, file_data
 from registry.mailbox import RawMail, list_raw_mail
 from registry.models import Customer, Organisation, OutboxMail
+from registry.outbox import carries_sign_in_link, delivery_state
 from registry.ratings import Rating
 from registry.types import row_id, utcnow
 from web.csrf import verify_csrf
@@ -31,6 +32,8 @@ router = APIRouter(prefix="/customers", tags=["customers"], include_in_schema=Fa
 
 # The agent workspace's concern page (issue 5); the customer page links every concern there.
 CONCERN_PAGE = "/concerns/{}"
+# Rows the workflow writes about itself rather than anything a person said or did; one toggle hides them.
+SYSTEM_KINDS = frozenset({"step", "decided", "automated", "bounded", "opened", "closed", "team_notice", "clock"})
 NOTICES = {"saved": "Profile saved.", "merged": "Records merged; the timelines are one now.",
            "call_opened": "Call logged as a new concern.", "call_added": "Call added to the concern."}
 
@@ -154,7 +157,15 @@ def attachment(attachment_id: int, sessions: SessionsDep, staff: Viewer):
     return attachment_response(row, data)
 
 
-def _detail_context(session, customer: Customer) -> dict:
+def _outbox_rows(mails: list[OutboxMail], relay: bool) -> list[dict]:
+    rows = []
+    for m in mails:
+        text, state = delivery_state(m, relay=relay)
+        rows.append({"mail": m, "state_text": text, "state": state, "guarded": carries_sign_in_link(m)})
+    return rows
+
+
+def _detail_context(session, customer: Customer, *, relay: bool) -> dict:
     ids = crm.merged_ids(session=session, customer_id=customer.id)
     concerns = crm.customer_concerns(session=session, customer_ids=ids)
     subjects = {c.id: c.subject for c in concerns}
@@ -172,34 +183,51 @@ def _detail_context(session, customer: Customer) -> dict:
         "merged": [session.get(Customer, i) for i in ids if i != customer.id],
         "mails": list_raw_mail(session=session, customer_ids=ids, statuses=("ignored", "stored", "received"),
                                limit=50),
-        "outbox": list(session.exec(select(OutboxMail).where(
+        "outbox": _outbox_rows(list(session.exec(select(OutboxMail).where(
             or_(col(OutboxMail.concern_id).in_(list(subjects)), OutboxMail.to_address == (customer.email or "")))
-            .order_by(col(OutboxMail.id).desc()).limit(50))),
+            .order_by(col(OutboxMail.id).desc()).limit(50))), relay),
         "open_concerns": [c for c in concerns if c.status != "closed"], "errors": [], "values": {},
         "form_token": secrets.token_urlsafe(12),
     }
 
 
+def _relay(request: Request) -> bool:
+    return request.app.state.settings.relay_host is not None
+
+
+def is_system(row) -> bool:
+    """Whether a timeline row is the workflow's own bookkeeping (a step entered, a decision, automation)."""
+    return row.direction == "internal" and row.kind in SYSTEM_KINDS
+
+
 @router.get("/{customer_id:int}")
 def customer_page(customer_id: int, request: Request, sessions: SessionsDep, staff: Viewer,
-                  done: str = "", concern: str = ""):
-    """Profile, organisation, tier, preferences, concerns and every interaction on every channel, newest first."""
+                  done: str = "", concern: str = "", system: str = ""):
+    """Profile, organisation, tier, preferences, concerns and every interaction on every channel, newest first.
+
+    `system=hide` leaves out the workflow's own rows (steps, decisions, automation), with or without htmx."""
     with sessions.begin() as session:
         customer = current_customer(session, customer_id)
         if customer.id != customer_id:
             return RedirectResponse(f"/customers/{customer.id}", status_code=303)
-        context = _detail_context(session, customer)
+        context = _detail_context(session, customer, relay=_relay(request))
     notice = NOTICES.get(done)
     concern = concern if re.fullmatch(r"CCR-[0-9A-Z]{8}", concern) else ""
+    hide = system == "hide"
+    hidden = sum(1 for e in context["timeline"] if is_system(e["row"]))
+    if hide:
+        context["timeline"] = [e for e in context["timeline"] if not is_system(e["row"])]
     return render(request, "customers/detail.html", {**context, "notice": notice, "notice_concern": concern,
-                                                     "can_edit": staff.role in EDITORS, "now": utcnow()})
+                                                     "can_edit": staff.role in EDITORS, "now": utcnow(),
+                                                     "hide_system": hide, "system_rows": hidden})
 
 
 async def _detail_error(request, sessions, customer_id: int, errors: list[str], values: dict, status_code: int):
     with sessions.begin() as session:
-        context = _detail_context(session, current_customer(session, customer_id))
+        context = _detail_context(session, current_customer(session, customer_id), relay=_relay(request))
     return render(request, "customers/detail.html", {**context, "errors": errors, "values": values, "notice": None,
-                                                     "can_edit": True, "now": utcnow()}, status_code=status_code)
+                                                     "can_edit": True, "now": utcnow(), "hide_system": False,
+                                                     "system_rows": 0}, status_code=status_code)
 
 
 @router.post("/{customer_id:int}/profile")

@@ -24,6 +24,7 @@ from registry.knowledge import (
     render_markdown,
     update_article,
 )
+from registry.knowledge_feedback import feedback_for
 from registry.knowledge_review import (
     archive_article,
     diff_revisions,
@@ -69,7 +70,8 @@ async def _read_form(request: Request) -> dict:
 def articles(request: Request, sessions: SessionsDep, status: str = ""):
     with sessions.begin() as session:
         rows = list_articles(session=session, status=status if status in STATUSES else None)
-    return render(request, "kb/list.html", {"articles": rows, "status": status})
+        feedback = feedback_for(session=session, article_ids=[a.id for a in rows])
+    return render(request, "kb/list.html", {"articles": rows, "status": status, "feedback": feedback})
 
 
 @router.get("/kb/articles/new")
@@ -104,8 +106,10 @@ def _page(request: Request, sessions, article_id: int, *, form=None, errors=(), 
         revisions = list_revisions(session=session, article_id=article_id)
         events = list_events(session=session, article_id=article_id)
         cannot_publish = publish_refusal(session=session, article=article, by=email, role=role)
+        feedback = feedback_for(session=session, article_ids=[article_id])[article_id]
     return render(request, "kb/article.html", {
         "article": article, "html": render_markdown(article.body), "revisions": revisions, "events": events,
+        "feedback": feedback,
         "cannot_publish": cannot_publish, "curator": role in CURATORS,
         "redaction_note": Redacted(text="", removed=Counter(article.redactions or {})).note(),
         "form": form or {"title": article.title, "body": article.body, "category": article.category or "",

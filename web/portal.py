@@ -23,6 +23,9 @@ from registry import customers as crm
 from registry.access import Refused
 from registry.db import Sessions
 from registry.knowledge import get_article, render_markdown, search_articles
+from registry.knowledge_feedback import (
+    category_label, popular_articles, published_categories, published_in, record_view, record_vote,
+)
 from registry.models import Customer, OutboxMail
 from registry.settings import Settings
 from registry.types import utcnow
@@ -258,26 +261,65 @@ async def reset(token: str, request: Request, settings: SettingsDep, sessions: S
 # ---- help articles -------------------------------------------------------------------------------
 
 
+# A help search answer must cover the question better than a word in passing (see `match_score`).
+MIN_HELP_SCORE = 0.2
+
+
 @router.get("/kb")
-def knowledge(request: Request, sessions: SessionsDep, customer: MaybeCustomer, q: str = "", subject: str = ""):
-    """Search the published help articles; htmx gets the results alone (`subject` comes from the new-concern form)."""
+def knowledge(request: Request, sessions: SessionsDep, customer: MaybeCustomer, q: str = "", subject: str = "",
+              category: str = ""):
+    """The help centre: search, browse by category, popular articles; htmx gets the search results alone
+    (`subject` comes from the new-concern form)."""
     q = (q or subject).strip()[:200]
+    category = category.strip()[:60]
     with sessions.begin() as session:
-        hits = search_articles(session=session, query=q, limit=8) if q else []
+        hits = search_articles(session=session, query=q, limit=8, min_score=MIN_HELP_SCORE) if q else []
+        browse = {"categories": [(c, category_label(c), n) for c, n in published_categories(session=session)],
+                  "popular": [] if q or category else popular_articles(session=session, limit=5),
+                  "in_category": published_in(session=session, category=category) if category else [],
+                  "category": category, "category_title": category_label(category)}
     # Suggestions beside the new-concern form open in a new tab, so the half-written concern is not lost.
-    context = {"customer": customer, "title": "Help articles", "q": q, "hits": hits, "new_tab": bool(subject)}
+    context = {"customer": customer, "title": "Help centre", "q": q, "hits": hits, "new_tab": bool(subject), **browse}
     if is_htmx(request) and request.headers.get("HX-Boosted") != "true":
         return render(request, "portal/_kb_results.html", context)
     return render(request, "portal/kb.html", context)
 
 
+def _vote_of(request: Request, article_id: int) -> bool | None:
+    """This visitor's earlier answer to "was this helpful?" for the article (kept in their session)."""
+    vote = (request.session.get("kb_votes") or {}).get(str(article_id))
+    return None if vote is None else vote == "yes"
+
+
 @router.get("/kb/{article_id}")
 def article(article_id: int, request: Request, sessions: SessionsDep, customer: MaybeCustomer):
-    """A published help article (the e-level's answers link here)."""
+    """A published help article (the e-level's answers link here), with "was this helpful?"."""
     with sessions.begin() as session:
         found = get_article(session=session, article_id=article_id)
-    if found is None or found.status != "published":
-        raise HTTPException(404, "no such help article")
+        if found is None or found.status != "published":
+            raise HTTPException(404, "no such help article")
+        record_view(session=session, article_id=article_id)
     return render(request, "portal/article.html", {"customer": customer, "title": found.title, "article": found,
                                                    "body_html": render_markdown(found.body),
-                                                   "ask": quote(found.title)})
+                                                   "ask": quote(found.title), "vote": _vote_of(request, article_id),
+                                                   "category_title": category_label(found.category)})
+
+
+@router.post("/kb/{article_id}/helpful")
+async def helpful(article_id: int, request: Request, sessions: SessionsDep, customer: MaybeCustomer):
+    """Answer "was this helpful?" once per visitor (a second answer replaces the first); counted per article."""
+    form = await request.form()
+    answer = str(form.get("helpful", ""))
+    if answer not in ("yes", "no"):
+        raise HTTPException(422, "answer yes or no")
+    with sessions.begin() as session:
+        found = get_article(session=session, article_id=article_id)
+        if found is None or found.status != "published":
+            raise HTTPException(404, "no such help article")
+        record_vote(session=session, article_id=article_id, helpful=answer == "yes",
+                    previous=_vote_of(request, article_id))
+    request.session["kb_votes"] = {**(request.session.get("kb_votes") or {}), str(article_id): answer}
+    context = {"customer": customer, "article": found, "vote": answer == "yes", "ask": quote(found.title)}
+    if is_htmx(request) and request.headers.get("HX-Boosted") != "true":
+        return render(request, "portal/_helpful.html", context)
+    return RedirectResponse(f"/portal/kb/{article_id}#helpful", status_code=303)

@@ -22,11 +22,13 @@ from registry.attachments import (
     Attachment, UploadRefused, add_attachment, attachments_by_interaction, check_upload, file_data, link_attachments,
 )
 from registry.db import Sessions
+from registry.expectations import answer_promise
 from registry.handover import is_pending
 from registry.models import Concern, Customer, Interaction, OutboxMail
 from registry.ratings import AlreadyRated, rating_of
 from registry.settings import Settings
 from registry.sop_store import list_latest
+from registry.types import utcnow
 from web.templating import is_htmx, render
 
 router = APIRouter()
@@ -36,7 +38,13 @@ STATUS_TEXT = {"new": "Received", "open": "In progress", "waiting_customer": "Wa
                "resolved": "Resolved", "closed": "Closed"}
 LABELS = {"customer_message": "You wrote", "reply": "Customer Care replied", "question": "Customer Care asked you",
           "resolution": "Customer Care resolved it", "automated_answer": "Automatic answer",
-          "survey": "How did we do?", "notice": "Message from Customer Care", "rating": "Your rating"}
+          "notice": "Message from Customer Care", "rating": "Your rating"}
+# Messages the SOP sends from a template are labelled by what they are to the customer.
+TEMPLATE_LABELS = {"kb_answer": "Suggested answer", "password_reset": "Signing in", "ask_details": "Customer Care asked you",
+                   "acknowledge": "We received your request", "complaint_received": "We received your complaint",
+                   "resolution": "Customer Care resolved it"}
+# Templates whose message proposes an answer, which the customer confirms with the page's buttons.
+PROPOSALS = frozenset({"kb_answer", "password_reset", "resolution"})
 DEFAULT_TEXT = {"solved": "This solved it.", "not_solved": "It did not solve it.",
                 "human": "I would like to talk to a person."}
 URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
@@ -211,37 +219,75 @@ async def open_concern(request: Request, sessions: SessionsDep, settings: Settin
     return RedirectResponse(f"/portal/concerns/{concern.id}", status_code=303)
 
 
+def _sent_by_sop(row: Interaction) -> bool:
+    return row.direction == "out" and (not row.author or row.author == "e-level")
+
+
+def _template_of(row: Interaction) -> str | None:
+    """The mail template an SOP-sent entry went out with (older rows name it only in the staff text)."""
+    if row.meta.get("template"):
+        return row.meta["template"]
+    found = re.fullmatch(r"(?:Asked the customer|Waiting for the customer) \((\w+)\)|Sent '(\w+)' to the customer",
+                         row.body or "")
+    return next((g for g in found.groups() if g), None) if found else None
+
+
+def _mailed_message(mail_text: str) -> str:
+    """The message of a mail from before the portal kept its own text: without greeting, sign-off and footer."""
+    from activities.mail_out import split_salutations
+
+    return split_salutations(mail_text.split("\n-- \n")[0])[1]
+
+
 def _history(session: Session, concern: Concern) -> list[dict]:
-    """The public history: what the customer sent and what the desk sent them, never internal notes."""
+    """The public history as the customer reads it: what they sent and the desk's messages in the desk's words,
+    each once; never internal notes or the staff's record of what was sent."""
     rows = [i for i in session.exec(select(Interaction).where(Interaction.concern_id == concern.id)
                                     .order_by(Interaction.created_at, Interaction.id)) if i.direction in ("in", "out")]
     files = attachments_by_interaction(session=session, concern_ids=[concern.id])
     mails = {m.seq: m.text for m in session.exec(select(OutboxMail).where(OutboxMail.concern_id == concern.id))}
     entries = []
-    for row in rows:
-        body = row.body
-        if row.direction == "out" and not row.author and row.seq in mails:
-            body = mails[row.seq].split("\n-- \n")[0].strip()  # what the SOP mailed, without the footer
+    for index, row in enumerate(rows):
+        if row.kind == "survey":
+            continue  # the page itself asks for the rating (or thanks for it)
+        later = rows[index + 1] if index + 1 < len(rows) else None
+        if (row.kind == "automated_answer" and later is not None and later.kind == "question"
+                and _sent_by_sop(later) and "portal_text" in later.meta):
+            continue  # the answer went out inside the question that follows: one entry, the question's
+        body, template = row.body, None
+        if _sent_by_sop(row):
+            template = _template_of(row)
+            if row.kind == "notice" and template == "resolution" and entries and entries[-1]["row"].kind == "resolution":
+                continue  # the SOP's resolution notice after the agent's own resolution says nothing new
+            if "portal_text" in row.meta:
+                body = row.meta["portal_text"]
+            elif row.seq in mails and row.kind != "automated_answer":
+                body = _mailed_message(mails[row.seq])
         if row.kind == "rating":
             scores = f"Satisfaction {row.meta.get('csat')}/5" + (
                 f", likely to recommend {row.meta.get('nps')}/10" if row.meta.get("nps") is not None else "")
             body = f"{scores}\n{body}".strip()
-        label = LABELS.get(row.kind, "Customer Care" if row.direction == "out" else "You wrote")
+        label = TEMPLATE_LABELS.get(template or "") or LABELS.get(
+            row.kind, "Customer Care" if row.direction == "out" else "You wrote")
+        if row.kind == "question" and template in ("kb_answer", "resolution"):
+            label = "Suggested answer"
         if row.kind == "customer_message" and row.meta.get("logged_by"):
             label = f"You told us ({row.channel.replace('_', '-')}, noted by {row.meta['logged_by']})"
         entries.append({"row": row, "label": label, "body_html": text_html(body), "files": files.get(row.id, []),
-                        "mine": row.direction == "in"})
+                        "mine": row.direction == "in", "template": template,
+                        "author": row.author if row.direction == "out" and not _sent_by_sop(row) else ""})
     return entries
 
 
-def _answered(history: list[dict]) -> bool:
-    """Whether the customer already said if the desk's latest answer solved it."""
+def _proposed(history: list[dict]) -> bool:
+    """Whether the desk's latest message proposes an answer (an automatic answer, or a resolution) that the
+    customer has not yet confirmed or rejected."""
     for entry in reversed(history):
         row = entry["row"]
-        if row.direction == "out" and row.kind in ("resolution", "question", "automated_answer", "reply"):
+        if row.kind == "customer_message":
             return False
-        if row.kind == "customer_message" and row.meta.get("intent") in ("solved", "not_solved"):
-            return True
+        if row.direction == "out":
+            return row.kind in ("automated_answer", "resolution") or entry["template"] in PROPOSALS
     return False
 
 
@@ -256,14 +302,30 @@ def _asked_for_person(history: list[dict]) -> bool:
     return False
 
 
-def _page_context(session: Session, customer: Customer, concern: Concern, own: bool) -> dict:
+def calendar_zone(catalog, policy_id: str | None) -> str:
+    """The time zone of the business calendar a concern's SLA policy counts in (UTC when unknown)."""
+    policy = catalog.policies.get(policy_id or "") if catalog is not None else None
+    calendar = catalog.calendars.get(policy.calendar) if policy is not None else None
+    return calendar.timezone if calendar is not None else "UTC"
+
+
+def _promise(request: Request, concern: Concern) -> str | None:
+    """When the customer can expect our answer, from the concern's response clocks; None when none is owed."""
+    if concern.status not in ("new", "open"):
+        return None
+    zone = calendar_zone(getattr(request.app.state, "catalog", None), concern.sla_policy)
+    return answer_promise(concern.clocks or [], utcnow(), zone)
+
+
+def _page_context(request: Request, session: Session, customer: Customer, concern: Concern, own: bool) -> dict:
     rating = rating_of(session=session, concern_id=concern.id)
     history = _history(session, concern)
-    return {
+    return {"promise": _promise(request, concern),
         "customer": customer, "title": f"{concern.id}: {concern.subject}", "concern": concern, "own": own,
         "status": STATUS_TEXT.get(concern.status, concern.status), "history": history,
         "rating": rating, "can_write": own and concern.status != "closed",
-        "can_confirm": own and concern.status in ("waiting_customer", "resolved") and not _answered(history),
+        "can_confirm": own and concern.status in ("open", "waiting_customer", "resolved") and rating is None
+        and _proposed(history),
         "can_rate": own and concern.status == "resolved" and rating is None, "errors": [], "values": {},
         "asked_person": _asked_for_person(history),
         "pending": own and is_pending(session=session, concern_id=concern.id),
@@ -275,7 +337,7 @@ def concern_page(concern_id: str, request: Request, sessions: SessionsDep, custo
     """A concern and its public history; htmx polls the history, and a status change reloads the page."""
     with sessions.begin() as session:
         concern, own = _visible(session, customer, concern_id)
-        context = _page_context(session, customer, concern, own)
+        context = _page_context(request, session, customer, concern, own)
     if is_htmx(request) and request.headers.get("HX-Boosted") != "true":
         if seen and seen != concern.status:
             return Response(status_code=204, headers={"HX-Refresh": "true", "Vary": "HX-Request"})
@@ -286,7 +348,7 @@ def concern_page(concern_id: str, request: Request, sessions: SessionsDep, custo
 async def _rerender(request, sessions, customer, concern_id, errors, values, status_code):
     with sessions.begin() as session:
         concern, own = _visible(session, customer, concern_id)
-        context = {**_page_context(session, customer, concern, own), "errors": errors, "values": values}
+        context = {**_page_context(request, session, customer, concern, own), "errors": errors, "values": values}
     return render(request, "portal/concern.html", context, status_code=status_code)
 
 

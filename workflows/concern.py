@@ -153,13 +153,16 @@ class ConcernWorkflow:
             return await self._ask_customer(step_id, step, resumed)
         if isinstance(step, NotifyStep):
             text = f"Sent '{step.template}' to the {step.to}"
+            # The step travels in the meta so the flow chart can mark a notify step the concern passed.
+            meta = {"step": step_id, "template": step.template}
             if step.to == "customer":
-                self._send(step.template, kind="notice", body=text)
+                # The timeline says, for staff, what was sent; the customer reads the template's own words.
+                self._send(step.template, kind="notice", body=text, meta=meta, context=self._promise())
             else:
-                self._note("team_notice", text, meta={"template": step.template})
+                self._note("team_notice", text, meta=meta)
             return step.next
         if isinstance(step, SurveyStep):
-            self._send("survey", kind="survey", body="Asked the customer to rate the service")
+            self._send("survey", kind="survey", body="Asked the customer to rate the service", meta={"step": step_id})
             return step.next
         if isinstance(step, EndStep):
             return await self._end(step_id, step, resumed)
@@ -428,8 +431,13 @@ class ConcernWorkflow:
             self.assignee = None
             self._note("released", f"Released by {agent.name}", **author)
         elif kind == "assign":
-            self.assignee = action.assignee
-            self._note("assigned", f"Assigned to {action.assignee.name} by {agent.name}", **author)
+            previous, self.assignee = self.assignee, action.assignee
+            if previous is not None and previous.id != action.assignee.id:
+                # Naming both, so the agent who held it sees on the timeline where it went and why it left them.
+                self._note("assigned", f"Reassigned from {previous.name} to {action.assignee.name} by {agent.name}",
+                           meta={"from": previous.name, "to": action.assignee.name}, **author)
+            else:
+                self._note("assigned", f"Assigned to {action.assignee.name} by {agent.name}", **author)
         elif kind == "reply":
             self._send("reply", kind="reply", body=action.text, **author)
             self._responded()
@@ -629,7 +637,8 @@ class ConcernWorkflow:
         entry = self._note(kind, body, author=author, author_user_id=author_user_id, meta=meta, direction="out")
         if mail and self.inp.customer.email:
             entry.channel = "email"
-            self.mails.append(MailRequest(seq=entry.seq, template=template, context=context or {"text": body}))
+            self.mails.append(MailRequest(seq=entry.seq, template=template,
+                                          context={"text": body} if context is None else context))
 
     async def _record(self) -> None:
         """Write what changed to the registry in one local activity, idempotent by (concern, seq)."""
@@ -647,6 +656,12 @@ class ConcernWorkflow:
                                             start_to_close_timeout=MAIL_TIMEOUT,
                                             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=10)),
                                             summary=f"mail {self.inp.concern_id}#{mail.seq}")
+
+    def _promise(self) -> dict:
+        """When the customer can expect an answer (the nearest running response clock), for a notice's mail."""
+        due = [c.due_at for c in self.clocks.all()
+               if c.name in ("first_response", "next_response") and c.state == "running" and c.due_at]
+        return {"answer_due": min(due).isoformat() if due else "", "timezone": self.inp.calendar.timezone}
 
     def _level(self) -> int | None:
         step = self.sop.steps.get(self.step_id)

@@ -105,6 +105,6 @@ class OrderStatus(Automation):
         status = _status_text(response, str(options["order_status_field"]))
         if not status:
             return AutomationResult(outcome="unavailable", detail=f"order {order}: the answer had no status")
-        name = request.customer_name or "there"
-        message = f"Hello {name},\n\nThe status of your order {order} is: {status}."
+        # The mail around it greets the customer and signs off; the message is the answer alone.
+        message = f"The status of your order {order} is: {status}."
         return AutomationResult(outcome="found", message=message, detail=f"order {order}: {status} ({tries})")

@@ -25,7 +25,8 @@ def run_migrations_online() -> None:
 
 def _include(obj, name, type_, reflected, compare_to) -> bool:
     # Full-text search objects are created by hand in migrations and are not in the models.
-    return not (name and (name.startswith("article_fts") or name == "search_vector"))
+    return not (name and (name.endswith("_fts") or "_fts_" in name or name == "search_vector"
+                          or name.startswith("ix_") and name.endswith("_search_vector")))
 
 
 def _run(connection) -> None:

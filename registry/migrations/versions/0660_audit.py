@@ -1,7 +1,7 @@
 """audit: hash-chained clock events, the staff audit log and recorded verifications
 
 Revision ID: 0660
-Revises: 0620
+Revises: 0650
 Create Date: 2026-12-20
 
 `clockevent` gains `prev_hash` and `row_hash` (one chain per concern, see registry/chain.py), and the clock events
@@ -19,7 +19,7 @@ from alembic import op
 import registry.types
 
 revision = "0660"
-down_revision = "0620"
+down_revision = "0650"
 branch_labels = None
 depends_on = None
 
