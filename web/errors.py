@@ -84,8 +84,11 @@ def error_page(request: Request, status: int, detail: str, *, principal=None, he
     """The error page in the layout of the part of the site it belongs to: the portal's or the staff's."""
     portal = _is_portal(request, principal)
     request.state.principal = principal
+    title = TITLES.get(status, "Something went wrong")
+    if status == 403 and principal is not None and principal.kind == "customer":
+        title = "This page is not available"  # plain words for customers: the desk's roles are not theirs to know
     context = {
-        "status": status, "title": TITLES.get(status, "Something went wrong"),
+        "status": status, "title": title,
         "detail": PLAIN.get(detail, detail), "role": "customer" if principal and principal.kind == "customer"
         else (principal.role if principal else None),
         "customer": principal if principal and principal.kind == "customer" else None,
