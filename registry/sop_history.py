@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from registry import audit
 from registry.types import UTCDateTime, utcnow
 
 ACTIONS = ("published", "retired", "reinstated", "draft_shared")
@@ -46,6 +47,10 @@ def record_event(*, session: Session, sop_id: str, action: str, by: str, note: s
         raise ValueError(f"unknown SOP history action {action!r}")
     event = SopEvent(sop_id=sop_id, action=action, actor_email=by, note=note, version=version, draft_id=draft_id)
     session.add(event)
+    # The same act in the staff audit log, in the same transaction.
+    target = f"sop:{sop_id}" + (f"@{version}" if version is not None else "")
+    detail = {"note": note, **({"draft": draft_id} if draft_id is not None else {})}
+    audit.record(session=session, actor=by, action=f"sop.{action}", target=target, detail=detail)
     return event
 
 

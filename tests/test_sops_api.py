@@ -165,6 +165,11 @@ async def test_publishing_needs_a_note_refuses_errors_and_asks_to_confirm_warnin
     assert [(h["action"], h["version"], h["by"], h["note"]) for h in history] == [
         ("published", 2, "olive@desk.test", "Nobody speaks Welsh here"),
         ("published", 1, "olive@desk.test", "Returns get their own desk")]
+    # Each publish is in the staff audit log too, with who and why.
+    audited = (await desk.http.get("/api/audit", params={"action": "sop.published"}, headers=desk.auth)).json()
+    assert [(e["actor"], e["target"], e["detail"]["note"]) for e in audited["items"]][:2] == [
+        ("olive@desk.test", "sop:returns@2", "Nobody speaks Welsh here"),
+        ("olive@desk.test", "sop:returns@1", "Returns get their own desk")]
 
 
 async def test_only_process_owners_and_admins_write(desk):
