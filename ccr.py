@@ -24,7 +24,9 @@ db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base and e-level classifier.", no_args_is_help=True)
-for sub, name in ((sop_app, "sop"), (db_app, "db"), (user_app, "user"), (token_app, "token"), (kb_app, "kb")):
+temporal_app = typer.Typer(help="The Temporal namespace the desk runs on.", no_args_is_help=True)
+for sub, name in ((sop_app, "sop"), (db_app, "db"), (user_app, "user"), (token_app, "token"), (kb_app, "kb"),
+                  (temporal_app, "temporal")):
     app.add_typer(sub, name=name)
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="data folder (default ./var, or CCR_DATA_DIR)")]
@@ -115,14 +117,17 @@ def wait_port(port: int, timeout: float, what: str, proc: subprocess.Popen | Non
 
 
 def start_temporal(settings) -> subprocess.Popen:
-    """The embedded Temporal dev server with its history in a file of the data folder, in its own group."""
+    """The embedded Temporal dev server with its history in a file of the data folder, in its own group, with the
+    concern's search attributes registered."""
+    from workflows.search import dev_server_flags
+
     binary = temporal_binary(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.data_dir / "temporal.log", "ab")
     proc = subprocess.Popen(
         [str(binary), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(settings.temporal_port),
          "--ui-port", str(settings.ui_port), "--db-filename", str(settings.data_dir / "temporal.db"),
-         "--namespace", settings.temporal_namespace, "--log-level", "warn"],
+         "--namespace", settings.temporal_namespace, "--log-level", "warn", *dev_server_flags()],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     wait_port(settings.temporal_port, 60, "Temporal dev server", proc)
@@ -633,6 +638,30 @@ def kb_train(data: DataOpt = None) -> None:
     migrate(settings)
     report = train_classifier(sessions=sessions_for(settings), model_path=default_model_path(settings))
     typer.echo(json.dumps(report.model_dump() if hasattr(report, "model_dump") else report.__dict__, default=str))
+
+
+@temporal_app.command("setup")
+def temporal_setup() -> None:
+    """Register the concern's search attributes on the configured namespace (a cluster or Temporal Cloud); idempotent."""
+    from api.temporal_setup import SetupRefused, setup_search_attributes
+    from workflows.client import make_client
+
+    settings = settings_for()
+
+    async def run():
+        client = await make_client(settings)
+        return await setup_search_attributes(client, settings.temporal_namespace)
+
+    try:
+        report = asyncio.run(run())
+    except SetupRefused as err:
+        raise Fatal(str(err)) from err
+    where = f"namespace {settings.temporal_namespace} at {settings.temporal_address}"
+    if report.added:
+        typer.echo(f"added {len(report.added)} search attributes to {where}: {', '.join(report.added)}")
+    if report.present:
+        typer.echo(f"already there: {', '.join(report.present)}")
+    typer.echo(f"{where} is ready for the desk")
 
 
 @app.command()
