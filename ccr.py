@@ -642,7 +642,7 @@ def kb_train(data: DataOpt = None) -> None:
 
 @temporal_app.command("setup")
 def temporal_setup() -> None:
-    """Register the concern's search attributes on the configured namespace (a cluster or Temporal Cloud); idempotent."""
+    """Register the concern's search attributes on the configured namespace (a cluster or Cloud); idempotent."""
     from api.temporal_setup import SetupRefused, setup_search_attributes
     from workflows.client import make_client
 
@@ -665,22 +665,41 @@ def temporal_setup() -> None:
 
 
 @app.command()
-def replay(files: list[Path]) -> None:
-    """Replay saved workflow histories (JSON) against this code; fails on any non-determinism."""
+def replay(
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="saved histories (temporal workflow show --output json)")] = None,
+    running: Annotated[bool, typer.Option(
+        "--running", help="replay the running concerns of the configured Temporal")] = False,
+    query: Annotated[str | None, typer.Option(help="with --running: a visibility query narrowing the concerns")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="with --running: at most this many concerns")] = None,
+) -> None:
+    """Replay workflow histories against this code (the pre-deploy check); exits 1 on any non-determinism."""
     from temporalio.client import WorkflowHistory
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.worker import Replayer
 
-    from workflows.concern import ConcernWorkflow
+    from api.replay import replay_histories, replay_running
+    from workflows.client import make_client
 
-    async def run() -> None:
-        replayer = Replayer(workflows=[ConcernWorkflow], data_converter=pydantic_data_converter)
-        for path in files:
-            history = WorkflowHistory.from_json(path.stem, path.read_text())
-            await replayer.replay_workflow(history)
+    if not files and not running:
+        raise Fatal("name history files to replay, or --running for the running concerns")
+
+    async def run():
+        report = await replay_histories([WorkflowHistory.from_json(p.stem, p.read_text()) for p in files or []])
+        if running:
+            live = await replay_running(await make_client(settings_for()), query=query, limit=limit)
+            report.replayed += live.replayed
+            report.failures += live.failures
+        return report
+
+    report = asyncio.run(run())
+    for path in files or []:
+        if not any(f.workflow_id == path.stem for f in report.failures):
             typer.echo(f"{path}: replays")
-
-    asyncio.run(run())
+    for failure in report.failures:
+        at = f" at event {failure.event_id} ({failure.event_type})" if failure.event_id else ""
+        typer.echo(f"FAILED {failure.concern_id or '?'} (workflow {failure.workflow_id}){at}: {failure.reason}")
+    typer.echo(f"{report.replayed} replayed cleanly, {len(report.failures)} failed")
+    if report.failures:
+        raise typer.Exit(1)
 
 
 def main() -> None:
