@@ -10,6 +10,7 @@ from api.history import Run, fetch_runs
 from api.history_decode import Decoder
 from workflows.clocks import deadline_label
 
+DEADLINE = "deadline reached: "
 KINDS = {"steps": "Steps", "updates": "Updates", "signals": "Signals", "timers": "Timers",
          "activities": "Activities", "failures": "Failures", "workflow": "Workflow and worker"}
 
@@ -88,9 +89,14 @@ def _receipt_lines(receipt: dict) -> list[str]:
             by = f" ({entry['author']})" if entry.get("author") and entry["author"] not in text else ""
             lines.append(f"{entry.get('kind')}: {text}{by}" if text else f"{entry.get('kind')}{by}")
     for clock in receipt.get("clock_events") or []:
-        kind = {"warn": "warning", "breach": "breached", "start": "started", "stop": "stopped",
-                "pause": "paused", "resume": "resumed"}.get(clock.get("kind"), clock.get("kind"))
-        lines.append(f"clock {clock.get('clock')} {kind}")
+        name, kind = clock.get("clock") or "?", clock.get("kind")
+        if kind in ("warn", "breach"):
+            lines.append(f"{DEADLINE}{deadline_label(name, kind)}")
+            continue
+        title = f"step {name.split(':')[1]}'s clock" if name.startswith("step:") else \
+            f"clock {name.replace('_', ' ').replace('ola l', 'OLA level ')}"
+        done = {"start": "started", "stop": "stopped", "pause": "paused", "resume": "resumed"}.get(kind, kind)
+        lines.append(f"{title} {done}")
     if receipt.get("mails"):
         lines.append(f"{receipt['mails']} mail(s) queued for the customer")
     return lines
@@ -286,7 +292,8 @@ class _Teller:
         arg = arg if isinstance(arg, dict) else {}
         lines: list[str] = []
         if name == "customer_message":
-            intent = {"solved": ": the customer says it is solved", "not_solved": ": the customer says it is not solved",
+            intent = {"solved": ": the customer says it is solved",
+                      "not_solved": ": the customer says it is not solved",
                       "human": ": the customer asks for a person"}.get(arg.get("intent"), "")
             title = f"signal customer_message via {arg.get('channel', '?')}{intent}"
             lines = [arg["text"][:200]] if arg.get("text") else []
@@ -352,11 +359,9 @@ def _name_unlabelled_timers(groups: list[Group]) -> None:
         fired_at = g.events[-1]["id"]
         for later in groups[i + 1:]:
             if later.kind == "steps" and later.id > fired_at:
-                clock = next((line for line in [later.title, *later.lines]
-                              if line.startswith("clock ") and line.endswith((" warning", " breached"))), None)
-                if clock:
-                    name, kind = clock.removeprefix("clock ").rsplit(" ", 1)
-                    g.title = f"timer fired: {deadline_label(name, 'warn' if kind == 'warning' else 'breach')}"
+                reached = next((line for line in [later.title, *later.lines] if line.startswith(DEADLINE)), None)
+                if reached:
+                    g.title = f"timer fired: {reached.removeprefix(DEADLINE)}"
                 break
 
 
