@@ -59,7 +59,8 @@ class Decoder:
 
 def _is_payload(node: dict) -> bool:
     metadata = node.get("metadata")
-    return isinstance(metadata, dict) and "encoding" in metadata and set(node) <= {"metadata", "data", "externalPayloads"}
+    return isinstance(metadata, dict) and "encoding" in metadata and \
+        set(node) <= {"metadata", "data", "externalPayloads"}
 
 
 def _plain(value: Any) -> Any:

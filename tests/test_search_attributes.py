@@ -33,8 +33,8 @@ async def test_the_cli_finds_a_concern_by_status_level_assignee_and_reopen_windo
 
     rows = await _listed(temporal_server.address, f"CcrStatus='open' AND CcrLevel=1 AND {mine}")
     assert [r["execution"]["workflowId"] for r in rows] == [concern.workflow_id]
-    assert await _listed(temporal_server.address, f"CcrSopId='breach' AND CcrChannel='email' AND "
-                                                  f"CcrPriority='low' AND CcrCustomerId={concern.customer_id} AND {mine}")
+    assert await _listed(temporal_server.address, f"CcrSopId='breach' AND CcrChannel='email' AND CcrPriority='low' "
+                                                  f"AND CcrCustomerId={concern.customer_id} AND {mine}")
 
     await act(desk, concern, "claim", ADA)
     assert await _listed(temporal_server.address, f"CcrAssignee='Ada' AND CcrStep='level1' AND {mine}")
