@@ -26,8 +26,9 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 kb_app = typer.Typer(help="The knowledge base and e-level classifier.", no_args_is_help=True)
 audit_app = typer.Typer(help="Recompute figures from history, check the hash chains, export evidence.",
                         no_args_is_help=True)
+temporal_app = typer.Typer(help="The Temporal namespace the desk runs on.", no_args_is_help=True)
 for sub, name in ((sop_app, "sop"), (db_app, "db"), (user_app, "user"), (token_app, "token"), (kb_app, "kb"),
-                  (audit_app, "audit")):
+                  (audit_app, "audit"), (temporal_app, "temporal")):
     app.add_typer(sub, name=name)
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="data folder (default ./var, or CCR_DATA_DIR)")]
@@ -136,14 +137,17 @@ def wait_port(port: int, timeout: float, what: str, proc: subprocess.Popen | Non
 
 
 def start_temporal(settings) -> subprocess.Popen:
-    """The embedded Temporal dev server with its history in a file of the data folder, in its own group."""
+    """The embedded Temporal dev server with its history in a file of the data folder, in its own group, with the
+    concern's search attributes registered."""
+    from workflows.search import dev_server_flags
+
     binary = temporal_binary(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.data_dir / "temporal.log", "ab")
     proc = subprocess.Popen(
         [str(binary), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(settings.temporal_port),
          "--ui-port", str(settings.ui_port), "--db-filename", str(settings.data_dir / "temporal.db"),
-         "--namespace", settings.temporal_namespace, "--log-level", "warn"],
+         "--namespace", settings.temporal_namespace, "--log-level", "warn", *dev_server_flags()],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     wait_port(settings.temporal_port, 60, "Temporal dev server", proc)
@@ -752,23 +756,66 @@ def audit_seal(data: DataOpt = None) -> None:
     typer.echo(f"sealed {count} clock events")
 
 
+@temporal_app.command("setup")
+def temporal_setup() -> None:
+    """Register the concern's search attributes on the configured namespace (a cluster or Cloud); idempotent."""
+    from api.temporal_setup import SetupRefused, setup_search_attributes
+    from workflows.client import make_client
+
+    settings = settings_for()
+
+    async def run():
+        client = await make_client(settings)
+        return await setup_search_attributes(client, settings.temporal_namespace)
+
+    try:
+        report = asyncio.run(run())
+    except SetupRefused as err:
+        raise Fatal(str(err)) from err
+    where = f"namespace {settings.temporal_namespace} at {settings.temporal_address}"
+    if report.added:
+        typer.echo(f"added {len(report.added)} search attributes to {where}: {', '.join(report.added)}")
+    if report.present:
+        typer.echo(f"already there: {', '.join(report.present)}")
+    typer.echo(f"{where} is ready for the desk")
+
+
 @app.command()
-def replay(files: list[Path]) -> None:
-    """Replay saved workflow histories (JSON) against this code; fails on any non-determinism."""
+def replay(
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="saved histories (temporal workflow show --output json)")] = None,
+    running: Annotated[bool, typer.Option(
+        "--running", help="replay the running concerns of the configured Temporal")] = False,
+    query: Annotated[str | None, typer.Option(help="with --running: a visibility query narrowing the concerns")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="with --running: at most this many concerns")] = None,
+) -> None:
+    """Replay workflow histories against this code (the pre-deploy check); exits 1 on any non-determinism."""
     from temporalio.client import WorkflowHistory
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.worker import Replayer
 
-    from workflows.concern import ConcernWorkflow
+    from api.replay import replay_histories, replay_running
+    from workflows.client import make_client
 
-    async def run() -> None:
-        replayer = Replayer(workflows=[ConcernWorkflow], data_converter=pydantic_data_converter)
-        for path in files:
-            history = WorkflowHistory.from_json(path.stem, path.read_text())
-            await replayer.replay_workflow(history)
+    if not files and not running:
+        raise Fatal("name history files to replay, or --running for the running concerns")
+
+    async def run():
+        report = await replay_histories([WorkflowHistory.from_json(p.stem, p.read_text()) for p in files or []])
+        if running:
+            live = await replay_running(await make_client(settings_for()), query=query, limit=limit)
+            report.replayed += live.replayed
+            report.failures += live.failures
+        return report
+
+    report = asyncio.run(run())
+    for path in files or []:
+        if not any(f.workflow_id == path.stem for f in report.failures):
             typer.echo(f"{path}: replays")
-
-    asyncio.run(run())
+    for failure in report.failures:
+        at = f" at event {failure.event_id} ({failure.event_type})" if failure.event_id else ""
+        typer.echo(f"FAILED {failure.concern_id or '?'} (workflow {failure.workflow_id}){at}: {failure.reason}")
+    typer.echo(f"{report.replayed} replayed cleanly, {len(report.failures)} failed")
+    if report.failures:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -13,7 +13,15 @@ from registry.knowledge import create_article
 from registry.models import ClockEvent, Concern, Customer, Interaction, User
 from registry.redaction import Redactor
 from registry.types import utcnow
-from workflows.payloads import ConcernSnapshot, CustomerMessage, RecordInput, UnheardQuery, excerpt
+from workflows.payloads import (
+    ConcernSnapshot,
+    CustomerMessage,
+    RecordInput,
+    RecordReceipt,
+    UnheardQuery,
+    excerpt,
+    receipt_of,
+)
 
 
 def carry_forward(*, session, concern_id: str, resolution: str, user_id: int | None) -> None:
@@ -85,8 +93,8 @@ class ProjectionActivities:
         self.render_mail = render_mail
 
     @activity.defn(name="record")
-    def record(self, batch: RecordInput) -> None:
-        """Apply one batch of changes from the workflow in one transaction."""
+    def record(self, batch: RecordInput) -> RecordReceipt:
+        """Apply one batch of changes from the workflow in one transaction; the receipt lands in the history."""
         snap = batch.snapshot
         cid = snap.concern_id
         with self.sessions.begin() as session:
@@ -114,6 +122,7 @@ class ProjectionActivities:
             values["clocks"] = [c.model_dump(mode="json") for c in snap.clocks]
             values["updated_at"] = utcnow()
             db.execute(_UPDATE_CONCERN, {**values, "b_id": cid, "b_seq": snap.seq})
+        return receipt_of(batch)
 
     @activity.defn(name="unheard_messages")
     def unheard_messages(self, query: UnheardQuery) -> list[CustomerMessage]:

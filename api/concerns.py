@@ -1,4 +1,4 @@
-"""JSON routes for concerns: open, read, act as an agent, write as a customer, inspect history."""
+"""JSON routes for concerns: open, read, act as an agent, write as a customer (the history: api.concern_history)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from google.protobuf.json_format import MessageToDict
 from sqlmodel import Session
 from temporalio.client import WorkflowUpdateFailedError
 from sqlalchemy.exc import SQLAlchemyError
@@ -240,14 +239,3 @@ async def post_message(
         raise _intake_error(err) from err
     delivered = not await run_in_threadpool(intake.is_pending, concern.id)
     return MessageAccepted(interaction_id=row.id, concern_id=concern.id, reopened=reopened, delivered=delivered)
-
-
-@router.get("/{concern_id}/history")
-async def history(concern_id: str, session: DbSession, client: ClientDep, principal: Sre) -> dict:
-    """The concern's workflow history, decoded, for SREs and auditors."""
-    concern = visible_concern(session, concern_id, principal)
-    handle = client.get_workflow_handle(concern.workflow_id)
-    events = []
-    async for event in handle.fetch_history_events():
-        events.append(MessageToDict(event))
-    return {"workflow_id": concern.workflow_id, "events": events}

@@ -156,3 +156,64 @@ class MessageAccepted(BaseModel):
     reopened: bool
     delivered: bool = Field(True, description="false while Temporal is unreachable: the message is stored and "
                                              "reaches the concern's workflow by itself as soon as Temporal answers")
+
+
+class HistoryEventPublic(BaseModel):
+    """One workflow history event with its payloads decoded."""
+
+    id: int
+    type: str
+    time: str | None = None
+    summary: object | None = None
+    attributes: dict
+
+
+class HistoryGroupPublic(BaseModel):
+    """Related events as one row, told in SOP terms (`kind`: steps, updates, signals, timers, activities, workflow)."""
+
+    run: int
+    run_id: str
+    id: int
+    kind: str
+    title: str
+    status: str
+    failed: bool
+    at: str | None
+    lines: list[str]
+    label: str = ""
+    events: list[HistoryEventPublic]
+
+
+class HistoryRunPublic(BaseModel):
+    """One run of the concern's workflow (continue-as-new starts another)."""
+
+    run_id: str
+    ordinal: int
+    status: str
+    events: int
+    temporal_ui: str
+
+
+class HistoryPublic(BaseModel):
+    """A concern's workflow history, every run stitched, decoded and grouped."""
+
+    concern_id: str
+    workflow_id: str
+    runs: list[HistoryRunPublic]
+    groups: list[HistoryGroupPublic]
+
+
+class RawRunPublic(BaseModel):
+    """One run's events as Temporal stores them (`temporal workflow show --output json` for that run)."""
+
+    run_id: str
+    ordinal: int
+    events: list[dict]
+
+
+class RawHistoryPublic(BaseModel):
+    """A concern's workflow history as Temporal stores it, every run."""
+
+    concern_id: str
+    workflow_id: str
+    runs: list[RawRunPublic]

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     web_threads: int = Field(default=40, ge=1, description="threads per web process for database work and pages")
     temporal_port: int = 7233
     ui_port: int = 8233
+    temporal_ui_url: str | None = Field(
+        default=None, description="the public address of Temporal's Web UI, for links from the history page "
+                                  "(default: the embedded UI of `ccr up` on ui_port)")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
 
@@ -88,6 +91,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+    @property
+    def temporal_ui_base(self) -> str:
+        """Where people open Temporal's Web UI (no trailing slash)."""
+        return (self.temporal_ui_url or f"http://127.0.0.1:{self.ui_port}").rstrip("/")
+
+    def temporal_ui_link(self, workflow_id: str, run_id: str) -> str:
+        """The page of one run of a workflow in Temporal's Web UI."""
+        from urllib.parse import quote
+
+        return (f"{self.temporal_ui_base}/namespaces/{quote(self.temporal_namespace, safe='')}/workflows/"
+                f"{quote(workflow_id, safe='')}/{quote(run_id, safe='')}/history")
 
     @property
     def base_url(self) -> str:

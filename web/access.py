@@ -71,6 +71,9 @@ RULES: dict[str, frozenset[str]] = {
     "GET /concerns/{}/presence": DESK_READERS,
     "POST /concerns/{}/presence": DESK_READERS,
     "GET /concerns/{}/canned": AGENTS,
+    # a concern's workflow history, decoded, and its raw JSON for `ccr replay`
+    "GET /concerns/{}/history": HISTORY_READERS,
+    "GET /concerns/{}/history.json": HISTORY_READERS,
     # customer records for staff (the CRM pages)
     "GET /customers": CUSTOMER_VIEWERS,
     "POST /customers/calls": CUSTOMER_EDITORS,

@@ -17,6 +17,17 @@ Transition = tuple[Clock, Literal["start", "pause", "resume", "warn", "breach", 
 SLA_CLOCKS = ("first_response", "next_response", "resolution")
 
 
+def deadline_label(name: str, kind: str) -> str:
+    """What a clock's timer is for, in the desk's words: "resolution warning", "escalation of level1"."""
+    if is_step_clock(name):
+        step = name.split(":")[1]
+        return f"end of the wait for the customer at {step}" if name.endswith(":wall") else f"escalation of {step}"
+    title = name.replace("_", " ")
+    if name.startswith("ola_l"):
+        title = f"level {name.removeprefix('ola_l')} OLA"
+    return f"{title} {'warning' if kind == 'warn' else 'breach'}"
+
+
 def is_step_clock(name: str) -> bool:
     """Step clocks time a step's own wait (escalation, customer reply) rather than an SLA target."""
     return name.startswith("step:")
@@ -107,15 +118,20 @@ class ClockBook:
 
     def next_deadline(self) -> datetime | None:
         """The earliest pending warning or breach instant among running clocks."""
-        instants = []
+        nearest = self.nearest()
+        return nearest[0] if nearest else None
+
+    def nearest(self) -> tuple[datetime, str, Literal["warn", "breach"]] | None:
+        """The earliest pending warning or breach among running clocks: (instant, clock name, kind)."""
+        pending: list[tuple[datetime, str, Literal["warn", "breach"]]] = []
         for clock in self.clocks.values():
             if clock.state != "running":
                 continue
             if clock.warn_due_at is not None and not clock.warned:
-                instants.append(clock.warn_due_at)
+                pending.append((clock.warn_due_at, clock.name, "warn"))
             if clock.due_at is not None and not clock.breached:
-                instants.append(clock.due_at)
-        return min(instants, default=None)
+                pending.append((clock.due_at, clock.name, "breach"))
+        return min(pending, default=None)
 
     def fire_due(self, now: datetime) -> list[Transition]:
         """Mark the warnings and breaches whose instant has come."""

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
         NotifyStep,
         SurveyStep,
     )
-    from workflows.clocks import SLA_CLOCKS, ClockBook, Transition, is_step_clock
+    from workflows.clocks import SLA_CLOCKS, ClockBook, Transition, deadline_label, is_step_clock
     from workflows.payloads import (
         AgentAction,
         AgentRef,
@@ -38,6 +38,22 @@ with workflow.unsafe.imports_passed_through():
         SurveyAnswer,
         TimelineEntry,
         UnheardQuery,
+    )
+    from workflows.search import (
+        CCR_ASSIGNEE,
+        CCR_CATEGORY,
+        CCR_CHANNEL,
+        CCR_CUSTOMER_ID,
+        CCR_LEVEL,
+        CCR_PRIORITY,
+        CCR_SLA_STATE,
+        CCR_SOP_ID,
+        CCR_SOP_VERSION,
+        CCR_STATUS,
+        CCR_STEP,
+        CCR_WAITING_REOPEN,
+        SEARCH_ATTRIBUTES_PATCH,
+        changed_attributes,
     )
 
 RECORD_TIMEOUT = timedelta(seconds=30)
@@ -102,6 +118,8 @@ class ConcernWorkflow:
         self.heard: list[int] = list(carried.heard) if carried else []
         # No SLA clock moves back before its last transition, whatever time a late message says it arrived.
         self.clock_floor: datetime = self.step_entered_at
+        # The search attributes this run has set (name → value), so only changes are upserted.
+        self.published: dict[str, object] = {}
 
     # ---- the process -------------------------------------------------------------------------
 
@@ -312,7 +330,7 @@ class ConcernWorkflow:
             await self._record()
         self.reopened = False
         deadline = self.step_entered_at + timedelta(seconds=self.inp.reopen_window)
-        await self._wait(lambda: self.reopened, deadline=lambda: deadline)
+        await self._wait(lambda: self.reopened, deadline=lambda: deadline, summary="reopen window ends")
         if not self.reopened:
             await self._hear_unheard()
         if not self.reopened:
@@ -330,7 +348,8 @@ class ConcernWorkflow:
         await self._record()
         return None
 
-    async def _wait(self, done: Callable[[], bool], deadline: Callable[[], datetime | None] = lambda: None) -> None:
+    async def _wait(self, done: Callable[[], bool], deadline: Callable[[], datetime | None] = lambda: None,
+                    summary: str | None = None) -> None:
         """Wait until `done()`, `deadline()` or a lead's move, continuing as new when history grows long."""
         while not done() and self.moving_to is None:
             if self._continue_suggested():
@@ -343,7 +362,7 @@ class ConcernWorkflow:
             try:
                 await workflow.wait_condition(
                     lambda: done() or self.changes != seen or self._continue_suggested(),
-                    timeout=(limit - now) if limit else None,
+                    timeout=(limit - now) if limit else None, timeout_summary=summary if limit else None,
                 )
             except asyncio.TimeoutError:
                 return
@@ -360,11 +379,15 @@ class ConcernWorkflow:
                     if kind == "breach":
                         self._on_breach(clock.name)
                 await self._record()
-            nearest = self.clocks.next_deadline()
+            upcoming = self.clocks.nearest()
+            nearest = upcoming[0] if upcoming else None
             timeout = None if nearest is None else max(nearest - workflow.now(), timedelta(milliseconds=1))
+            # The timer's summary names the clock, so its history reads "resolution warning" rather than a number.
+            summary = deadline_label(upcoming[1], upcoming[2]) if upcoming else None
             try:
                 # Re-plan only when the nearest instant moves, so unrelated changes keep the running timer.
-                await workflow.wait_condition(lambda: self.clocks.next_deadline() != nearest, timeout=timeout)
+                await workflow.wait_condition(lambda: self.clocks.next_deadline() != nearest, timeout=timeout,
+                                              timeout_summary=summary)
             except asyncio.TimeoutError:
                 pass
 
@@ -649,6 +672,7 @@ class ConcernWorkflow:
                 timeline=self.timeline, clock_events=self.clock_events, mails=self.mails,
             )
             self.timeline, self.clock_events, self.mails = [], [], []
+            self._publish_search_attributes(batch.snapshot)
             await workflow.execute_local_activity("record", batch, start_to_close_timeout=RECORD_TIMEOUT)
             if batch.mails and self.inp.deliver_mail:
                 for mail in batch.mails:
@@ -662,6 +686,21 @@ class ConcernWorkflow:
         due = [c.due_at for c in self.clocks.all()
                if c.name in ("first_response", "next_response") and c.state == "running" and c.due_at]
         return {"answer_due": min(due).isoformat() if due else "", "timezone": self.inp.calendar.timezone}
+
+    def _publish_search_attributes(self, snap: ConcernSnapshot) -> None:
+        """Keep the concern's business fields in Temporal's search attributes, upserting only what changed."""
+        if not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+            return
+        updates = changed_attributes(self.published, [
+            (CCR_STATUS, snap.status), (CCR_STEP, snap.step), (CCR_LEVEL, snap.level),
+            (CCR_ASSIGNEE, snap.assignee_name), (CCR_SOP_ID, snap.sop_id), (CCR_SOP_VERSION, snap.sop_version),
+            (CCR_PRIORITY, snap.priority), (CCR_CATEGORY, snap.category), (CCR_CHANNEL, self.inp.channel),
+            (CCR_SLA_STATE, snap.sla_state), (CCR_CUSTOMER_ID, self.inp.customer.id),
+            # A resolved concern's workflow runs on only to hear a reply within the reopen window.
+            (CCR_WAITING_REOPEN, snap.status == "resolved"),
+        ])
+        if updates:
+            workflow.upsert_search_attributes(updates)
 
     def _level(self) -> int | None:
         step = self.sop.steps.get(self.step_id)

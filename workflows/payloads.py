@@ -140,6 +140,51 @@ class RecordInput(BaseModel):
     mails: list[MailRequest] = Field(default_factory=list)
 
 
+class RecordedEntry(BaseModel):
+    """One timeline entry of a `record` batch, as its receipt names it."""
+
+    seq: int
+    kind: str
+    step: str | None = None
+    author: str = ""
+    text: str = ""  # the first words of the entry; none of what the customer wrote
+
+
+class RecordedClockEvent(BaseModel):
+    """One clock transition of a `record` batch, as its receipt names it."""
+
+    clock: ClockName
+    kind: str
+
+
+class RecordReceipt(BaseModel):
+    """What a `record` batch wrote; it is the local activity's result, so the workflow history tells the story."""
+
+    status: Status
+    step: str | None = None
+    level: int | None = None
+    assignee: str | None = None
+    sla_state: str = "ok"
+    timeline: list[RecordedEntry] = Field(default_factory=list)
+    clock_events: list[RecordedClockEvent] = Field(default_factory=list)
+    mails: int = 0
+
+
+RECEIPT_TEXT_CHARS = 160
+
+
+def receipt_of(batch: RecordInput) -> RecordReceipt:
+    """The receipt of a batch: its entries' kinds, steps, authors and first words, its clock transitions."""
+    snap = batch.snapshot
+    entries = [RecordedEntry(seq=e.seq, kind=e.kind, step=(e.meta or {}).get("step"), author=e.author,
+                             text="" if e.direction == "in" else excerpt(e.body, RECEIPT_TEXT_CHARS))
+               for e in batch.timeline]
+    return RecordReceipt(status=snap.status, step=snap.step, level=snap.level, assignee=snap.assignee_name,
+                         sla_state=snap.sla_state, timeline=entries,
+                         clock_events=[RecordedClockEvent(clock=c.clock, kind=c.kind) for c in batch.clock_events],
+                         mails=len(batch.mails))
+
+
 class AgentRef(BaseModel):
     """The agent who acts, as the validator needs them."""
 
