@@ -487,6 +487,63 @@ def _version(session, sop_id: str, version: int | None):
     return row
 
 
+@sop_app.command("migrate")
+def sop_migrate(
+    sop_id: str,
+    from_version: Annotated[int, typer.Option("--from", help="the version the concerns run on")],
+    to_version: Annotated[int, typer.Option("--to", help="the version to move them to")],
+    map_: Annotated[list[str] | None, typer.Option("--map", help="STEP=TARGET (repeat); unmapped steps are proposed")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="only these concerns (repeat)")] = None,
+    step: Annotated[list[str] | None, typer.Option(help="only concerns at this step (repeat)")] = None,
+    clocks: Annotated[str, typer.Option(help="keep (elapsed time kept) or restart (under the target policy)")] = "keep",
+    refuse_unsafe: Annotated[bool, typer.Option(help="refuse concerns not at a safe point instead of waiting")] = False,
+    confirm_type_changes: Annotated[bool, typer.Option(help="allow mapping to a step of another type")] = False,
+    reason: Annotated[str, typer.Option(help="why; it goes on every concern's timeline")] = "",
+    run: Annotated[bool, typer.Option("--run", help="move them (without it: a dry run that moves nothing)")] = False,
+    by: Annotated[str, typer.Option(help="who moves them")] = "ccr",
+    data: DataOpt = None,
+) -> None:
+    """Dry-run (default) or run a move of running concerns from one SOP version to another."""
+    from api.catalog import Catalog
+    from api.sop_migration_plan import MigrationIn, MigrationRefused, Mover, NotFound, plan_migration
+
+    mapping = dict(pair.split("=", 1) for pair in (map_ or []))
+    body = MigrationIn.model_validate({
+        "from": from_version, "to": to_version, "mapping": mapping, "clocks": clocks, "reason": reason,
+        "when_unsafe": "refuse" if refuse_unsafe else "wait", "confirm_type_changes": confirm_type_changes,
+        "filter": {"ids": ids or [], "steps": step or []}, "dry_run": not run})
+    catalog = Catalog.load()
+    try:
+        with registry_session(data, write=False) as session:
+            plan = plan_migration(session=session, catalog=catalog, sop_id=sop_id, body=body)
+    except NotFound as err:
+        raise Fatal(str(err)) from err
+    for row in plan.mapping:
+        typer.echo(f"map\t{row.source} ({row.source_type}) -> {row.target or '?'} ({row.target_type or '-'})")
+    for c in plan.concerns:
+        typer.echo("\t".join([c.id, c.step or "-", "->", c.target_step or "?", "; ".join(c.warnings) or "ok"]))
+    for warning in plan.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if plan.errors:
+        raise Fatal("; ".join(plan.errors))
+    if not run:
+        typer.echo(f"dry run: {len(plan.concerns)} concern(s) would move; nothing moved (add --run)")
+        return
+
+    async def go() -> int:
+        from workflows.client import make_client
+
+        settings = settings_for(data)
+        client = await make_client(settings)
+        try:
+            return await Mover(sessions_for(settings), client, catalog).run(sop_id=sop_id, body=body, by=by,
+                                                                            by_id=None)
+        except (MigrationRefused, ValueError) as err:
+            raise Fatal(str(err)) from err
+
+    typer.echo(f"migration {asyncio.run(go())} sent; `GET /api/sops/{sop_id}/migrations/<id>` shows its progress")
+
+
 @sop_app.command("show")
 def sop_show(sop_id: str, version: Annotated[int | None, typer.Option(help="default: the latest")] = None,
              data: DataOpt = None) -> None:

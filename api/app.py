@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import audit, concern_history, concerns, customers, health, metrics, reports, sop_drafts, sops
+from api import audit, concern_history, concerns, customers, health, metrics, reports, sop_drafts, sop_migrations, sops
 from api.bad_input import StorableJson, bounded_integers
 from api.catalog import Catalog
 from api.handover import Handover, HandoverSweeper
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sops.router)
     app.include_router(sop_drafts.router)
     app.include_router(audit.router)
+    app.include_router(sop_migrations.router)
     return app
 
 

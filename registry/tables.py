@@ -13,3 +13,4 @@ import registry.knowledge_feedback  # noqa: F401
 import registry.sop_drafts  # noqa: F401
 import registry.sop_history  # noqa: F401
 import registry.audit  # noqa: F401
+import registry.sop_migrations  # noqa: F401

@@ -153,6 +153,11 @@ RULES: dict[str, frozenset[str]] = {
     "DELETE /api/sops/{}/drafts/{}": SOP_WRITERS,
     "POST /api/sops/{}/drafts/{}/share": SOP_WRITERS,
     "POST /api/sops/{}/drafts/{}/publish": SOP_WRITERS,
+    # moving running concerns between versions: staff read the record, process owners and admins move
+    "POST /api/sops/{}/migrations": SOP_WRITERS,
+    "GET /api/sops/{}/migrations": SOP_API_READERS,
+    "GET /api/sops/{}/migrations/{}": SOP_API_READERS,
+    "POST /api/sops/{}/migrations/{}/undo": SOP_WRITERS,
     # knowledge articles: staff read, agents and process owners write and publish (a draft carried forward
     # from a resolution only by a second person, a lead or process owner), curators unpublish and archive
     "GET /kb/articles": DESK_READERS,

@@ -32,6 +32,9 @@ with workflow.unsafe.imports_passed_through():
         CustomerMessage,
         DeliverMail,
         MailRequest,
+        MigrateConcern,
+        MigrationAnswer,
+        MigrationDone,
         OpenConcernInput,
         RecordInput,
         Status,
@@ -39,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         UnheardQuery,
     )
+    from workflows.migration import enters_afresh, move_clocks
     from workflows.search import (
         CCR_ASSIGNEE,
         CCR_CATEGORY,
@@ -62,6 +66,8 @@ MAIL_TIMEOUT = timedelta(seconds=60)
 NEEDS_CLAIM = {"release", "reply", "request_info", "resolve", "escalate"}
 # Behaviour added with the intake outbox (see api/handover.py); histories from before it replay without it.
 OUTBOX = "intake-outbox"
+# Moving running concerns to another SOP version (update `migrate`); histories from before it replay without it.
+MIGRATION = "sop-migration"
 HEARD_KEPT = 500
 NEEDS_TEXT = {"reply": "a reply needs text", "request_info": "a question needs text", "resolve": "describe the resolution"}
 
@@ -76,6 +82,9 @@ class ConcernWorkflow:
     Signal `customer_message(CustomerMessage)`: the customer wrote (any channel); may reopen a resolved concern;
     intent `human` asks for a person, which takes the concern to the SOP's first human step.
     Signal `survey_answer(SurveyAnswer)`: the customer's rating.
+    Update `migrate(MigrateConcern) -> MigrationAnswer`: a process owner moves the concern to another version of
+    its SOP; it moves at a safe point (waiting in a human or customer step, nothing leaving it, no agent action in
+    flight) by continuing as new on the target version, now or at the next safe point, or is refused.
     Query `state() -> ConcernState`.
     """
 
@@ -104,6 +113,8 @@ class ConcernWorkflow:
         # Fields staff set by hand ("category", "priority"); automation leaves them alone.
         self.set_by_staff: set[str] = set(carried.set_by_staff) if carried else set()
         self.moving_to: str | None = None
+        self.migration: MigrateConcern | None = None  # accepted, applied at the next safe point
+        self.acting = 0  # agent actions whose handler is still running
         self.wants_person = False
         self.outcome: str | None = None
         self.last_answer: str | None = None
@@ -137,8 +148,12 @@ class ConcernWorkflow:
             self._clock(self.clocks.start("resolution", targets.resolution, now), at=now)
             self.status = "open"
         watcher = asyncio.create_task(self._watch_clocks())
+        if input.carried is not None and input.carried.migration is not None:
+            self._note_migrated(input.carried.migration)
+            await self._record()
+            resumed = not input.carried.migration.afresh  # a step of another kind or level is entered anew
         step_id: str | None = self.step_id
-        if not resumed and input.wants_person and (person := _first_human(self.sop)) is not None:
+        if input.carried is None and input.wants_person and (person := _first_human(self.sop)) is not None:
             self._note("person_requested", f"The customer asked for a person: to '{person}'",
                        meta={"from": step_id, "to": person})
             step_id = person
@@ -343,6 +358,8 @@ class ConcernWorkflow:
         return self.last_human_step or _first_human(self.sop)
 
     async def _close(self) -> None:
+        if self.migration is not None:
+            self._refuse_migration("the concern closed before it reached a safe point")
         self.status, self.closed_at = "closed", workflow.now()
         self._note("closed", "Closed")
         await self._record()
@@ -352,6 +369,9 @@ class ConcernWorkflow:
                     summary: str | None = None) -> None:
         """Wait until `done()`, `deadline()` or a lead's move, continuing as new when history grows long."""
         while not done() and self.moving_to is None:
+            if self.migration is not None and self._unsafe() is None and workflow.patched(MIGRATION):
+                await self._migrate()  # continues as new on the target version, unless the step is not mapped
+                continue
             if self._continue_suggested():
                 await self._continue_as_new()
             limit = deadline()
@@ -445,6 +465,15 @@ class ConcernWorkflow:
 
     @workflow.update
     async def act(self, action: AgentAction) -> ConcernState:
+        self.acting += 1
+        try:
+            return await self._act(action)
+        finally:
+            self.acting -= 1
+            if self.migration is not None:
+                self.changes += 1  # a migration waiting for this action to finish may move now
+
+    async def _act(self, action: AgentAction) -> ConcernState:
         agent, kind = action.agent, action.type
         author = {"author": agent.name, "author_user_id": agent.id}
         if kind == "claim":
@@ -509,6 +538,9 @@ class ConcernWorkflow:
         kind, agent = action.type, action.agent
         if self.status == "closed":
             return "the concern is closed"
+        if self.migration is not None and self._unsafe() is None:
+            return (f"the concern is being moved to SOP {self.migration.sop.id} v{self.migration.sop.version} "
+                    "right now; act again in a moment, on its new version")
         if kind == "note":
             return None if action.text.strip() else "a note needs text"
         if self.status == "resolved":
@@ -740,14 +772,130 @@ class ConcernWorkflow:
     async def _continue_as_new(self) -> None:
         await self._record()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        carried = ConcernCarry(
+        workflow.continue_as_new(self.inp.model_copy(update={"carried": self._carry()}))
+
+    def _carry(self) -> ConcernCarry:
+        return ConcernCarry(
             step=self.step_id, step_entered_at=self.step_entered_at, status=self.status, seq=self.seq,
             priority=self.priority, category=self.category, assignee=self.assignee, clocks=self.clocks.all(),
             awaiting_reply=self.awaiting_reply, last_human_step=self.last_human_step, resolved_at=self.resolved_at,
             csat=self.csat, nps=self.nps, heard=self.heard, visits=self.visits,
             set_by_staff=sorted(self.set_by_staff),
         )
-        workflow.continue_as_new(self.inp.model_copy(update={"carried": carried}))
+
+    # ---- migration to another SOP version ----------------------------------------------------
+
+    @workflow.update
+    async def migrate(self, move: MigrateConcern) -> MigrationAnswer:
+        unsafe = self._unsafe()
+        answer = MigrationAnswer(concern_id=self.inp.concern_id, outcome="waiting" if unsafe else "moving",
+                                 step=self.step_id, target_step=move.mapping.get(self.step_id), reason=unsafe or "")
+        if self.migration is not None:  # the same migration sent again (a retry): nothing more to do
+            return answer
+        self.migration = move
+        self.changes += 1
+        if unsafe:
+            self._note("migration_waiting", f"To be moved to SOP {move.sop.id} v{move.sop.version} by {move.by} at the "
+                                            f"next safe point ({unsafe})",
+                       meta={"migration_id": move.migration_id, "to_version": move.sop.version, "reason": unsafe},
+                       author=move.by, author_user_id=move.by_id)
+            await self._record()
+        # else the main loop moves the concern in this same workflow task
+        return answer
+
+    @migrate.validator
+    def _validate_migrate(self, move: MigrateConcern) -> None:
+        reason = self._migration_rejection(move)
+        if reason:
+            raise ValueError(reason)
+
+    def _migration_rejection(self, move: MigrateConcern) -> str | None:
+        """Why `move` is refused now, or None (then it moves now or at the next safe point)."""
+        if self.status == "closed":
+            return "the concern is closed"
+        if self.migration is not None:
+            if self.migration.migration_id == move.migration_id:
+                return None
+            return (f"migration {self.migration.migration_id} is already waiting to move this concern "
+                    f"(to v{self.migration.sop.version})")
+        if move.sop.id != self.sop.id:
+            return f"the concern runs on SOP {self.sop.id}, not {move.sop.id}"
+        if move.from_version != self.sop.version:
+            return f"the concern runs on {self.sop.id} v{self.sop.version}, not v{move.from_version}"
+        if move.sop.version == self.sop.version:
+            return f"the concern already runs on v{self.sop.version}"
+        if not move.reason.strip() or not move.by.strip():
+            return "a migration names who moves the concern and why"
+        for source, target in move.mapping.items():
+            if target not in move.sop.steps:
+                return f"step '{source}' is mapped to '{target}', which v{move.sop.version} does not have"
+        unsafe = self._unsafe()
+        if unsafe is None and self.step_id not in move.mapping:
+            return f"the concern waits at step '{self.step_id}', which the mapping leaves out"
+        if unsafe is not None and move.when_unsafe == "refuse":
+            return f"not at a safe point: {unsafe}"
+        return None
+
+    def _unsafe(self) -> str | None:
+        """Why the concern cannot move this instant, or None at a safe point."""
+        step = self.sop.steps.get(self.step_id)
+        if self.status == "closed":
+            return "the concern is closed"
+        if self.status == "resolved" or not isinstance(step, (HumanStep, AskCustomerStep)):
+            return f"it is at the {step.type if step else 'unknown'} step '{self.step_id}', not waiting for a person"
+        if self.outcome is not None or self.moving_to is not None or self.customer_intent is not None:
+            return f"it is leaving step '{self.step_id}'"
+        if self.acting:
+            return "an agent's action on it is still being taken"
+        return None
+
+    def _refuse_migration(self, reason: str) -> None:
+        move, self.migration = self.migration, None
+        assert move is not None
+        self._note("migration_refused", f"Not moved to SOP {move.sop.id} v{move.sop.version}: {reason}",
+                   meta={"migration_id": move.migration_id, "to_version": move.sop.version, "reason": reason},
+                   author=move.by, author_user_id=move.by_id)
+
+    async def _migrate(self) -> None:
+        """Move onto the target version at this safe point: clocks first (recorded here), then continue as new."""
+        move = self.migration
+        assert move is not None
+        to_id = move.mapping.get(self.step_id)
+        if to_id is None:
+            self._refuse_migration(f"it reached step '{self.step_id}', which the mapping leaves out")
+            await self._record()
+            return
+        source, target = self.sop.steps[self.step_id], move.sop.steps[to_id]
+        afresh = enters_afresh(source, target)
+        now = workflow.now()
+        book = ClockBook(self.clocks.all(), move.calendar, move.policy.warn_at)
+        if afresh and self.status == "waiting_customer":  # the target step decides afresh whether to wait
+            for clock in book.all():
+                self._clock(book.resume(clock.name, now))
+        self._clock(move_clocks(book, from_id=self.step_id, from_step=source, to_id=to_id, to_step=target,
+                                afresh=afresh, mode=move.clocks, policy=move.policy, priority=self.priority, now=now))
+        self.clocks = book
+        done = MigrationDone(
+            migration_id=move.migration_id, from_sop=self.sop.id, from_version=self.sop.version,
+            to_version=move.sop.version, from_step=self.step_id, to_step=to_id, clocks=move.clocks, afresh=afresh,
+            by=move.by, by_id=move.by_id, reason=move.reason, undo_of=move.undo_of)
+        await self._record()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carried = self._carry().model_copy(update={"step": to_id, "migration": done})
+        if afresh:
+            carried = carried.model_copy(update={
+                "step_entered_at": now, "status": "open", "assignee": None, "awaiting_reply": False, "visits": {}})
+        elif isinstance(target, HumanStep):
+            carried = carried.model_copy(update={"last_human_step": to_id})
+        workflow.continue_as_new(self.inp.model_copy(update={
+            "sop": move.sop, "policy": move.policy, "calendar": move.calendar, "carried": carried}))
+
+    def _note_migrated(self, done: MigrationDone) -> None:
+        verb = f"Migration {done.undo_of} undone" if done.undo_of else "Moved"
+        self._note("migrated", f"{verb}: SOP {done.from_sop} v{done.from_version} step '{done.from_step}' → "
+                               f"v{done.to_version} step '{done.to_step}' by {done.by} (clocks {done.clocks}): "
+                               f"{done.reason}", meta=done.model_dump(mode="json"),
+                   author=done.by, author_user_id=done.by_id)
 
 
 def _fit(agent: AgentRef, step: HumanStep) -> str | None:

@@ -281,8 +281,54 @@ class ConcernCarry(BaseModel):
     visits: dict[str, int] = Field(default_factory=dict)
     set_by_staff: list[str] = Field(default_factory=list)
     heard: list[int] = Field(default_factory=list)
+    migration: MigrationDone | None = None  # set on the run a migration started: what it was, who moved it, why
 
 
+class MigrateConcern(BaseModel):
+    """A process owner's move of a concern to another version of its SOP, sent as the workflow update `migrate`."""
+
+    migration_id: int
+    from_version: int
+    sop: SopDefinition  # the target version, whole, so the history says exactly what the concern became
+    policy: SlaPolicy
+    calendar: BusinessCalendar
+    mapping: dict[str, str]  # a step of the current version -> a step of the target version
+    clocks: Literal["keep", "restart"] = "keep"
+    when_unsafe: Literal["wait", "refuse"] = "wait"  # not at a safe point: move at the next one, or refuse now
+    by: str
+    by_id: int | None = None
+    reason: str
+    undo_of: int | None = None  # this move reverses migration `undo_of`
+
+
+class MigrationAnswer(BaseModel):
+    """What `migrate` answers: the concern moves now, or waits for its next safe point (and why)."""
+
+    concern_id: str
+    outcome: Literal["moving", "waiting"]
+    step: str
+    target_step: str | None = None
+    reason: str = ""
+
+
+class MigrationDone(BaseModel):
+    """A finished move, carried into the run it started."""
+
+    migration_id: int
+    from_sop: str
+    from_version: int
+    to_version: int
+    from_step: str
+    to_step: str
+    clocks: Literal["keep", "restart"]
+    afresh: bool  # the target step is entered anew (another type or level) rather than taken over in place
+    by: str
+    by_id: int | None = None
+    reason: str
+    undo_of: int | None = None
+
+
+ConcernCarry.model_rebuild()
 OpenConcernInput.model_rebuild()
 
 
