@@ -31,6 +31,8 @@ API_CALLERS = STAFF | {CUSTOMER}
 ON_BEHALF = AGENTS | {"integration", CUSTOMER}
 HISTORY_READERS = frozenset({"sre", "admin", "auditor"})
 REPORT_READERS = frozenset({"auditor", "admin", "lead", "process_owner"})
+# The overview narrows an agent's figures to the concerns assigned to them.
+OVERVIEW_READERS = REPORT_READERS | {"agent"}
 CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
 CUSTOMER_EDITORS = AGENTS
 CUSTOMERS = frozenset({CUSTOMER})
@@ -67,6 +69,11 @@ RULES: dict[str, frozenset[str]] = {
     "GET /concerns/{}/presence": DESK_READERS,
     "POST /concerns/{}/presence": DESK_READERS,
     "GET /concerns/{}/canned": AGENTS,
+    # the reporting overview: desk managers read every figure, an agent their own
+    "GET /reports": OVERVIEW_READERS,
+    "GET /reports/overview.csv": OVERVIEW_READERS,
+    "GET /reports/concerns": OVERVIEW_READERS,
+    "GET /api/reports/overview": OVERVIEW_READERS,
     # customer records for staff (the CRM pages)
     "GET /customers": CUSTOMER_VIEWERS,
     "POST /customers/calls": CUSTOMER_EDITORS,
