@@ -86,8 +86,8 @@ def overview_page(request: Request, sessions: SessionsDep):
     channels = [k.removeprefix("created_") for k in (report.tables["per_day"][0] if report.tables["per_day"] else {})
                 if k.startswith("created_")]
     return render(request, "reports/overview.html", {
-        "r": report, "f": filters, "options": options, "presets": PRESETS, "period": request.query_params.get(
-            "period", "" if request.query_params.get("from") else "30d"),
+        "r": report, "f": filters, "options": options, "presets": PRESETS, "period": "" if request.query_params.get("from") or request.query_params.get("to")
+        else request.query_params.get("period") or "30d",
         "definitions": DEFINITIONS, "channels": channels, "swatch": swatch,
         "day_chart": day_chart(report.tables["per_day"], channels, "Concerns created per day by channel, and resolved"),
         "own": principal.role == "agent",
