@@ -116,3 +116,28 @@ def test_ccr_report_overview_prints_the_same_figures(tmp_path):
                            "--table", "by_channel", "--channel", "email", "--data", str(data)],
                           capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert done.stdout.splitlines()[1].startswith("email,1,1,0")
+
+
+async def test_a_real_concern_through_the_workflow_counts_at_once(desk):
+    from tests.web_support import publish_workspace_sop
+
+    publish_workspace_sop(desk.sessions)
+    ada = make_staff(desk.sessions, "ada@desk.test", "agent", level=1, name="Ada", token=True)
+    auth = {"Authorization": f"Bearer {ada['token']}"}
+    body = {"customer": {"email": "jo@example.com", "name": "Jo"}, "subject": "Cannot print invoices",
+            "body": "The print button does nothing", "channel": "api", "category": "workspace"}
+    created = (await desk.http.post("/api/concerns", json=body, headers=desk.auth)).json()
+    await desk.wait_for(created["id"], lambda c: c.step == "level1")
+    url = f"/api/concerns/{created['id']}/actions"
+    assert (await desk.http.post(url, json={"type": "claim"}, headers=auth)).status_code == 200
+    assert (await desk.http.post(url, json={"type": "resolve", "text": "Cleared the printer queue"},
+                                 headers=auth)).status_code == 200
+    await desk.wait_for(created["id"], lambda c: c.resolved_at is not None)
+    figures = (await desk.http.get("/api/reports/overview?period=7d&category=workspace", headers=desk.auth)).json()
+    f = figures["figures"]
+    assert (f["created"], f["resolved"], f["backlog"]) == (1, 1, 0)
+    assert f["first_reply"]["count"] == 1 and f["resolution_time"]["count"] == 1
+    assert (f["first_level_resolution"]["count"], f["one_touch"]["count"], f["first_contact_resolution"]["count"]) \
+        == (1, 1, 1)
+    mine = (await desk.http.get("/api/reports/overview?period=7d", headers=auth)).json()
+    assert mine["figures"]["resolved"] == 1 and mine["tables"]["workload"][0]["agent"] == "Ada"
