@@ -13,12 +13,12 @@ LINK = re.compile(r'<a href="([^"]+)"( aria-current="page")?>([^<]+)</a>')
 
 # What each role sees today, written out so a change to the matrix shows up here as a change people notice.
 EXPECTED = {
-    "agent": ["Queue", "Customers", "Inbound mail", "Knowledge base"],
-    "lead": ["Queue", "Customers", "Inbound mail", "Knowledge base"],
-    "admin": ["Queue", "Customers", "Inbound mail", "Knowledge base"],
-    "auditor": ["Queue", "Customers", "Inbound mail", "Knowledge base"],
-    "process_owner": ["Queue", "Knowledge base"],
-    "sre": ["Queue", "Knowledge base"],
+    "agent": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Reports"],
+    "lead": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Reports"],
+    "admin": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Reports"],
+    "auditor": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Reports"],
+    "process_owner": ["Queue", "Knowledge base", "SOPs", "Reports"],
+    "sre": ["Queue", "Knowledge base", "SOPs"],
 }
 
 
