@@ -27,8 +27,9 @@ kb_app = typer.Typer(help="The knowledge base and e-level classifier.", no_args_
 audit_app = typer.Typer(help="Recompute figures from history, check the hash chains, export evidence.",
                         no_args_is_help=True)
 temporal_app = typer.Typer(help="The Temporal namespace the desk runs on.", no_args_is_help=True)
+report_app = typer.Typer(help="The desk's reports.", no_args_is_help=True)
 for sub, name in ((sop_app, "sop"), (db_app, "db"), (user_app, "user"), (token_app, "token"), (kb_app, "kb"),
-                  (audit_app, "audit"), (temporal_app, "temporal")):
+                  (audit_app, "audit"), (temporal_app, "temporal"), (report_app, "report")):
     app.add_typer(sub, name=name)
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="data folder (default ./var, or CCR_DATA_DIR)")]
@@ -707,6 +708,35 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="the id `ccr token
         token, user = revoke_token(session=session, token_id=token_id, by=cli_actor())
         line = f"revoked token {token.id} ({token.name or 'unnamed'}) of {user.email}"
     typer.echo(line)
+
+
+@report_app.command("overview")
+def report_overview(
+    from_: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD (UTC)")],
+    to: Annotated[str, typer.Option("--to", help="last day, included")],
+    channel: Annotated[str | None, typer.Option()] = None, category: Annotated[str | None, typer.Option()] = None,
+    sop: Annotated[str | None, typer.Option()] = None, priority: Annotated[str | None, typer.Option()] = None,
+    table: Annotated[str | None, typer.Option(help="print one table as CSV (per_day, by_channel, ...)")] = None,
+    data: DataOpt = None,
+) -> None:
+    """Print the desk's overview for a period as JSON (the figures of `GET /api/reports/overview`), or one table as CSV."""
+    from api.reports_overview import table_csv
+    from registry.overview import OverviewFilters, overview
+
+    try:
+        filters = OverviewFilters(start=from_, end=to, channel=channel, category=category, sop=sop, priority=priority)
+    except ValueError as err:
+        raise Fatal(f"--from and --to are days like 2026-03-01: {err.errors()[0]['msg']}") from err
+    if filters.start > filters.end:
+        raise Fatal("--from must not be after --to")
+    with registry_session(data, write=False) as session:
+        report = overview(session=session, filters=filters)
+    if table is None:
+        typer.echo(report.model_dump_json(indent=2))
+    elif table not in report.tables:
+        raise Fatal(f"no table {table!r}; the tables are {', '.join(report.tables)}")
+    else:
+        typer.echo(table_csv(report.tables[table]), nl=False)
 
 
 @kb_app.command("train")

@@ -11,7 +11,10 @@ from fastapi import Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import audit, concern_history, concerns, customers, health, metrics, reports, sop_drafts, sop_migrations, sops
+from api import (
+    audit, concern_history, concerns, customers, health, metrics, reports, reports_overview, sop_drafts, sop_migrations,
+    sops,
+)
 from api.bad_input import StorableJson, bounded_integers
 from api.catalog import Catalog
 from api.handover import Handover, HandoverSweeper
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(concerns.router)
     app.include_router(concern_history.router)
     app.include_router(reports.router)
+    app.include_router(reports_overview.router)
     app.include_router(customers.router)
     app.include_router(sops.router)
     app.include_router(sop_drafts.router)

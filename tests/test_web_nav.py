@@ -13,11 +13,11 @@ LINK = re.compile(r'<a href="([^"]+)"( aria-current="page")?>([^<]+)</a>')
 
 # What each role sees today, written out so a change to the matrix shows up here as a change people notice.
 EXPECTED = {
-    "agent": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs"],
-    "lead": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs"],
-    "admin": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Audit"],
-    "auditor": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Audit"],
-    "process_owner": ["Queue", "Knowledge base", "SOPs"],
+    "agent": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Reports"],
+    "lead": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Reports"],
+    "admin": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Reports", "Audit"],
+    "auditor": ["Queue", "Customers", "Inbound mail", "Knowledge base", "SOPs", "Reports", "Audit"],
+    "process_owner": ["Queue", "Knowledge base", "SOPs", "Reports"],
     "sre": ["Queue", "Knowledge base", "SOPs"],
 }
 

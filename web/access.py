@@ -33,6 +33,8 @@ API_CALLERS = STAFF | {CUSTOMER}
 ON_BEHALF = AGENTS | {"integration", CUSTOMER}
 HISTORY_READERS = frozenset({"sre", "admin", "auditor"})
 REPORT_READERS = frozenset({"auditor", "admin", "lead", "process_owner"})
+# The overview narrows an agent's figures to the concerns assigned to them.
+OVERVIEW_READERS = REPORT_READERS | {"agent"}
 CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
 CUSTOMER_EDITORS = AGENTS
 CUSTOMERS = frozenset({CUSTOMER})
@@ -74,6 +76,11 @@ RULES: dict[str, frozenset[str]] = {
     # a concern's workflow history, decoded, and its raw JSON for `ccr replay`
     "GET /concerns/{}/history": HISTORY_READERS,
     "GET /concerns/{}/history.json": HISTORY_READERS,
+    # the reporting overview: desk managers read every figure, an agent their own
+    "GET /reports": OVERVIEW_READERS,
+    "GET /reports/overview.csv": OVERVIEW_READERS,
+    "GET /reports/concerns": OVERVIEW_READERS,
+    "GET /api/reports/overview": OVERVIEW_READERS,
     # customer records for staff (the CRM pages)
     "GET /customers": CUSTOMER_VIEWERS,
     "POST /customers/calls": CUSTOMER_EDITORS,
