@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import concerns, customers, health, metrics, reports, sop_drafts, sops
+from api import concerns, customers, health, metrics, ops, reports, sop_drafts, sops
 from api.bad_input import StorableJson, bounded_integers
 from api.catalog import Catalog
 from api.handover import Handover, HandoverSweeper
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(sops.router)
     app.include_router(sop_drafts.router)
+    app.include_router(ops.router)
     return app
 
 

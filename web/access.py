@@ -41,6 +41,9 @@ SOP_API_READERS = STAFF
 SOP_WRITERS = frozenset({"process_owner", "admin"})
 # Take articles out of circulation and back; publishing a carried-forward draft is checked again in the store.
 KB_CURATORS = frozenset({"lead", "process_owner", "admin"})
+# What needs attention: SREs and admins see and act on everything; leads see the concern-level part.
+OPS_READERS = frozenset({"sre", "admin", "lead"})
+OPERATORS = frozenset({"sre", "admin"})
 
 # "METHOD /path" with every path parameter written `{}`, so renaming a parameter keeps its rule.
 RULES: dict[str, frozenset[str]] = {
@@ -157,6 +160,15 @@ RULES: dict[str, frozenset[str]] = {
     "GET /kb/articles/{}/revisions/{}": DESK_READERS,
     "POST /kb/articles/{}/revisions/{}/restore": KB_WRITERS,
     "GET /kb/articles/{}/compare": DESK_READERS,
+    # operating the desk: what needs attention and the operator actions (each with a reason, recorded)
+    "GET /ops": OPS_READERS,
+    "POST /ops/mail/{}/retry": OPERATORS,
+    "POST /ops/concerns/{}/restart": OPERATORS,
+    "POST /ops/concerns/{}/reset": OPERATORS,
+    "GET /api/ops": OPERATORS,
+    "POST /api/ops/mail/{}/retry": OPERATORS,
+    "POST /api/ops/concerns/{}/restart": OPERATORS,
+    "POST /api/ops/concerns/{}/reset": OPERATORS,
 }
 
 # Where an anonymous visitor of a page is sent to sign in: customers' pages go to the portal.

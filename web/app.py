@@ -8,7 +8,7 @@ from starlette.middleware import Middleware
 
 from api.app import create_app
 from registry.settings import Settings
-from web import agent, auth_pages, customers, knowledge, portal, sop_drafts, sops
+from web import agent, auth_pages, customers, knowledge, ops, portal, sop_drafts, sops
 from web.access import AccessMiddleware
 from web.templating import STATIC_DIR
 
@@ -18,7 +18,7 @@ def create_site(settings: Settings | None = None) -> FastAPI:
     app = create_app(settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # sop_drafts before sops: /sops/new must not be read as the SOP named 'new'.
-    for module in (auth_pages, agent, portal, customers, knowledge, sop_drafts, sops):
+    for module in (auth_pages, agent, portal, customers, knowledge, sop_drafts, sops, ops):
         app.include_router(module.router)
     # Innermost, so the session is decoded before the role matrix reads it (add_middleware would wrap outside).
     app.user_middleware.append(Middleware(AccessMiddleware))
