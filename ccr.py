@@ -306,6 +306,12 @@ def web(
         return
     # Each worker process builds the app from the environment; the shared secret keeps sessions valid in all.
     os.environ["CCR_SECRET_KEY"] = settings.signing_key
+    # Counters live in files that /metrics sums over every process; a fresh folder per run, so a previous
+    # run's counts are not added again.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ccr-metrics-")
     os.environ.update(CCR_DATA_DIR=str(settings.data_dir), CCR_HTTP_HOST=settings.http_host,
                       CCR_HTTP_PORT=str(settings.http_port))
     uvicorn.run("web.app:create_site", factory=True, **web_server_options(settings), workers=workers)

@@ -43,6 +43,18 @@ def build_worker(
     )
 
 
+def serve_app_metrics(settings: Settings) -> None:
+    """Serve the desk's own worker-side counters (`registry.telemetry`) on CCR_WORKER_APP_METRICS_ADDRESS."""
+    if not settings.worker_app_metrics_address:
+        return
+    from prometheus_client import start_http_server
+
+    from registry.telemetry import PROCESS
+
+    host, _, port = settings.worker_app_metrics_address.rpartition(":")
+    start_http_server(int(port), addr=host or "0.0.0.0", registry=PROCESS)
+
+
 async def run_worker(settings: Settings,
                      alongside: Callable[[Client, Sessions], Awaitable[None]] | None = None) -> None:
     """Connect and poll until cancelled, running `alongside(client, sessions)` in the same loop if given."""
@@ -51,6 +63,7 @@ async def run_worker(settings: Settings,
 
     client = await make_client(settings, runtime=worker_runtime(settings))
     sessions = Sessions(make_engine(settings.resolved_database_url))
+    serve_app_metrics(settings)
     worker = build_worker(client, settings, sessions)
     if alongside is None:
         await worker.run()

@@ -10,6 +10,7 @@ from activities.elevel.base import ACTIONS, AutomationContext, AutomationRequest
 from registry.db import Sessions
 from registry.models import Concern, Customer, OutboxMail
 from registry.settings import Settings
+from registry.telemetry import ELEVEL_OUTCOMES, MAIL
 from workflows.payloads import DeliverMail, MailRequest
 
 
@@ -26,9 +27,16 @@ class AutomationActivities:
 
         action = ACTIONS.get(request.action)
         if action is None:
+            ELEVEL_OUTCOMES.labels(request.action, "error").inc()
             raise ApplicationError(f"no e-level action named {request.action!r}", type="UnknownAction",
                                    non_retryable=True)
-        return await action().run(request, self.ctx)
+        try:
+            result = await action().run(request, self.ctx)
+        except Exception:
+            ELEVEL_OUTCOMES.labels(request.action, "error").inc()
+            raise
+        ELEVEL_OUTCOMES.labels(request.action, result.outcome).inc()
+        return result
 
 
 class MailActivities:
@@ -83,6 +91,7 @@ class MailActivities:
         try:
             relayed = await Mailer(self.settings).send(message)
         except Exception as err:
+            MAIL.labels("refused" if isinstance(err, MailRefused) else "failed").inc()
             with self.sessions.begin() as session:
                 mark_failed(session=session, outbox_id=row_id, error=str(err))
             if isinstance(err, MailRefused):
@@ -91,4 +100,5 @@ class MailActivities:
             raise
         with self.sessions.begin() as session:
             mark_sent(session=session, outbox_id=row_id, relayed=relayed)
+        MAIL.labels("sent" if relayed else "local").inc()
         return "sent" if relayed else "kept in the local outbox"

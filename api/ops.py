@@ -21,6 +21,7 @@ from api.throttles import client_address
 from registry import ops as store
 from registry.handover import add_handover, pending_for
 from registry.models import Concern, OutboxMail
+from registry.telemetry import OPERATOR_ACTIONS
 from registry.types import utcnow
 from workflows.client import TemporalUnreachable, make_client
 
@@ -147,6 +148,7 @@ async def get_ops(request: Request, _: Operator) -> OpsView:
 
 def _record(sessions, principal: Principal, action: str, concern_id: str | None, reason: str, detail: dict,
             ip: str | None) -> store.OperatorAction:
+    OPERATOR_ACTIONS.labels(action).inc()
     with sessions.begin() as session:
         return store.record_operator_action(session=session, actor_id=principal.id,
                                             actor=principal.name or principal.email or f"user {principal.id}",

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, compile_path
 
 from api.deps import Principal, load_caller
+from api.metrics import scrape_token_matches
 from web.templating import templates
 
 ANONYMOUS = "anonymous"
@@ -176,6 +177,9 @@ STAFF_LOGIN = "/login"
 PORTAL_LOGIN = "/portal/login"
 
 _PARAM = re.compile(r"\{[^}]*\}")
+# Routes for programs, not people: refused with a status (401, 403), never sent to a sign-in page.
+MACHINE_PATHS = ("/api", "/metrics")
+SCRAPE = "GET /metrics"
 
 
 def rule_key(method: str, path: str) -> str:
@@ -243,7 +247,7 @@ class _Table:
             if mount:
                 return rule_key("MOUNT", route_path), False
             if method in methods:
-                return rule_key(method, route_path), not route_path.startswith("/api")
+                return rule_key(method, route_path), not route_path.startswith(MACHINE_PATHS)
         return None, False
 
 
@@ -270,6 +274,9 @@ class AccessMiddleware:
         state = scope.setdefault("state", {})
         if key is None or key.startswith("MOUNT "):
             response = None if key is None or key in RULES else _refuse(key, 403, is_page)
+        elif key == SCRAPE and scrape_token_matches(app.state.settings, _authorization(scope)):
+            state["principal"] = None  # Prometheus with the scrape token: no user, no token lookup
+            response = None
         else:
             request = Request(scope)
             caller = await run_in_threadpool(load_caller, app.state.sessions, app.state.settings, request)
@@ -311,6 +318,13 @@ class AccessMiddleware:
                 return HTMLResponse("", 401, headers={"HX-Redirect": target})
             return RedirectResponse(target, 302)
         return _refuse(key, 403, is_page, role)
+
+
+def _authorization(scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return ""
 
 
 def _local(url: str) -> str:
