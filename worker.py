@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +19,8 @@ from activities.projection import ProjectionActivities
 from registry.db import Sessions
 from registry.settings import Settings
 from workflows.concern import ConcernWorkflow
+
+log = logging.getLogger("ccr.worker")
 
 
 def build_worker(
@@ -64,16 +68,32 @@ async def run_worker(settings: Settings,
     client = await make_client(settings, runtime=worker_runtime(settings))
     sessions = Sessions(make_engine(settings.resolved_database_url))
     serve_app_metrics(settings)
-    worker = build_worker(client, settings, sessions)
-    if alongside is None:
-        await worker.run()
-        return
-    beside = asyncio.create_task(alongside(client, sessions))
+    beside = asyncio.create_task(alongside(client, sessions)) if alongside is not None else None
     try:
-        await worker.run()
+        await keep_polling(lambda: build_worker(client, settings, sessions))
     finally:
-        beside.cancel()
-        await asyncio.gather(beside, return_exceptions=True)
+        if beside is not None:
+            beside.cancel()
+            await asyncio.gather(beside, return_exceptions=True)
+
+
+async def keep_polling(make: Callable[[], Worker], *, max_backoff: float = 30.0) -> None:
+    """Run a worker until cancelled; when the SDK's worker stops by itself (Temporal away too long, a fatal poll
+    error), build a new one, with back-off, so the process never sits alive without polling."""
+    backoff = 0.5
+    while True:
+        started = time.monotonic()
+        try:
+            await make().run()
+            return  # shut down on purpose
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any reason the worker stopped; it is logged and replaced
+            if time.monotonic() - started > 60:
+                backoff = 0.5
+            log.warning("the worker stopped (%s: %s); starting a new one in %.1fs", type(err).__name__, err, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
 
 
 if __name__ == "__main__":

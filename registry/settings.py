@@ -37,6 +37,8 @@ class Settings(BaseSettings):
         default=None, description="host:port where `ccr worker` serves the desk's own worker-side metrics")
     metrics_token: SecretStr | None = Field(
         default=None, description="a bearer token a Prometheus scraper may send to /metrics instead of a user's token")
+    restart_tries: int = Field(default=10, ge=1, description="how often in a row `ccr up` restarts a part that "
+                               "stops before giving up and exiting non-zero")
     log_format: str = Field(default="text", description="`json` for one JSON object per log line, `text` otherwise")
 
     http_host: str = "127.0.0.1"
