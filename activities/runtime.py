@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -12,6 +14,9 @@ from registry.models import Concern, Customer, OutboxMail
 from registry.settings import Settings
 from registry.telemetry import ELEVEL_OUTCOMES, MAIL
 from workflows.payloads import DeliverMail, MailRequest
+
+
+log = logging.getLogger(__name__)
 
 
 class AutomationActivities:
@@ -36,6 +41,7 @@ class AutomationActivities:
             ELEVEL_OUTCOMES.labels(request.action, "error").inc()
             raise
         ELEVEL_OUTCOMES.labels(request.action, result.outcome).inc()
+        log.info("e-level %s: %s (%s)", request.action, result.outcome, result.detail)
         return result
 
 
@@ -92,6 +98,7 @@ class MailActivities:
             relayed = await Mailer(self.settings).send(message)
         except Exception as err:
             MAIL.labels("refused" if isinstance(err, MailRefused) else "failed").inc()
+            log.warning("mail %s to the relay failed: %s", request.seq, err)
             with self.sessions.begin() as session:
                 mark_failed(session=session, outbox_id=row_id, error=str(err))
             if isinstance(err, MailRefused):
@@ -101,4 +108,5 @@ class MailActivities:
         with self.sessions.begin() as session:
             mark_sent(session=session, outbox_id=row_id, relayed=relayed)
         MAIL.labels("sent" if relayed else "local").inc()
+        log.info("mail %s %s", request.seq, "sent to the relay" if relayed else "kept in the local outbox")
         return "sent" if relayed else "kept in the local outbox"
