@@ -65,7 +65,7 @@ def configure(*, log_format: str = "text", workflow_id_prefix: str = "concern-",
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "mail.log", "sqlalchemy", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "mail.log", "sqlalchemy", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
                         logger_factory=structlog.stdlib.LoggerFactory(),
