@@ -48,6 +48,12 @@ def settings_for(data: Path | None = None, **overrides):
     return Settings(**values)
 
 
+def configure_logs(settings, process: str) -> None:
+    from registry.logs import configure
+
+    configure(log_format=settings.log_format, workflow_id_prefix=settings.workflow_id_prefix, process=process)
+
+
 def migrate(settings) -> None:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -175,20 +181,89 @@ def web_server_options(settings) -> dict:
     return {"host": settings.http_host, "port": settings.http_port, "proxy_headers": False}
 
 
-async def serve_all(settings, *, smtp: bool, seed: bool, on_ready=None) -> None:
-    """Worker, web app and SMTP listener in this process until SIGINT or SIGTERM."""
+class DevServer:
+    """The embedded Temporal dev server of `ccr up`: started, watched and restarted, its pid in the data folder so a
+    later `ccr up` recognises one left behind."""
+
+    def __init__(self, settings, proc: subprocess.Popen | None = None) -> None:
+        self.settings = settings
+        self.proc = proc
+        self.pid_file = settings.data_dir / "temporal.pid"
+
+    def start(self) -> None:
+        self.proc = start_temporal(self.settings)
+        self.pid_file.write_text(str(self.proc.pid))
+
+    async def run(self) -> None:
+        """Start the server unless it runs, then wait until it exits (which the supervisor hears as a failure)."""
+        if self.proc is None or self.proc.poll() is not None:
+            await asyncio.to_thread(self.start)
+        while self.proc.poll() is None:
+            await asyncio.sleep(0.2)
+        code = self.proc.returncode
+        raise RuntimeError(f"it was killed by signal {-code}" if code < 0 else f"it exited with code {code}")
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await asyncio.to_thread(stop_process, self.proc)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _command_line(pid: int) -> tuple[str, str] | None:
+    """(state, command line) of a process, or None when there is no such process."""
+    done = subprocess.run(["ps", "-o", "stat=,args=", "-p", str(pid)], capture_output=True, text=True)
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    state, _, args = done.stdout.strip().partition(" ")
+    return state, args.strip()
+
+
+def stop_leftover_dev_server(settings) -> None:
+    """Stop a dev server that an earlier `ccr up` on this data folder left running (it was killed, not stopped)."""
+    pid_file = settings.data_dir / "temporal.pid"
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text().strip())
+    except ValueError:
+        pid_file.unlink(missing_ok=True)
+        return
+    seen = _command_line(pid)
+    ours = seen is not None and not seen[0].startswith("Z") and "start-dev" in seen[1] and \
+        str(settings.data_dir / "temporal.db") in seen[1]
+    if ours:
+        typer.echo(f"stopping the Temporal dev server (pid {pid}) an earlier `ccr up` on this data folder left "
+                   "running", err=True)
+        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                seen = _command_line(pid)
+                if seen is None or seen[0].startswith("Z"):
+                    break
+                time.sleep(0.1)
+            else:
+                continue
+            break
+    pid_file.unlink(missing_ok=True)
+
+
+async def serve_all(settings, *, smtp: bool, seed: bool, on_ready=None, temporal: DevServer | None = None) -> None:
+    """Worker, web app and SMTP listener in this process (and the dev server beside it) until SIGINT or SIGTERM;
+    a part that stops is restarted with back-off, and one that cannot be ends `ccr up` naming it."""
     import uvicorn
 
     from api.catalog import Catalog
     from api.demo import seed_concerns
     from api.intake import Intake
+    from api.supervisor import Supervisor
     from web.app import create_site
     from worker import build_worker
     from workflows.client import make_client
 
     client = await make_client(settings)
     sessions = sessions_for(settings)
-    worker = build_worker(client, settings, sessions)
     site = create_site(settings)
 
     class Server(uvicorn.Server):
@@ -196,38 +271,69 @@ async def serve_all(settings, *, smtp: bool, seed: bool, on_ready=None) -> None:
         def capture_signals(self):  # this process handles signals itself, for every part at once
             yield
 
-    server = Server(uvicorn.Config(site, **web_server_options(settings), log_level="warning"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker_task = asyncio.create_task(worker.run())
-    web_task = asyncio.create_task(server.serve())
-    smtp_controller = None
-    try:
-        if smtp:
-            from api.mail_intake import start_listener
+    supervisor = Supervisor(stop, max_failures=settings.restart_tries)
+    running: dict = {}
 
-            # In this one process the web app's /metrics also counts what arrives by mail.
-            smtp_controller = await start_listener(settings, client=client, sessions=sessions, loop=loop,
-                                                   on_opened=site.state.metrics.count_opened)
+    async def run_worker_part() -> None:
+        # The SDK's worker stops for good on some failures (Temporal away too long): a new one replaces it.
+        worker = running["worker"] = build_worker(client, settings, sessions)
+        await worker.run()
+
+    async def stop_worker() -> None:
+        worker = running.get("worker")
+        if worker is not None and worker.is_running:
+            await worker.shutdown()
+
+    async def run_web() -> None:
+        server = running["web"] = Server(uvicorn.Config(site, **web_server_options(settings), log_level="warning"))
+        await server.serve()
+        if not stop.is_set():
+            raise RuntimeError("the web server stopped serving")
+
+    async def stop_web() -> None:
+        if "web" in running:
+            running["web"].should_exit = True
+
+    async def run_smtp() -> None:
+        from api.mail_intake import start_listener
+
+        # In this one process the web app's /metrics also counts what arrives by mail.
+        controller = running["smtp"] = await start_listener(settings, client=client, sessions=sessions, loop=loop,
+                                                            on_opened=site.state.metrics.count_opened)
+        thread = getattr(controller, "_thread", None)
+        while thread is None or thread.is_alive():
+            await asyncio.sleep(0.5)
+        raise RuntimeError("the listener's thread ended")
+
+    async def stop_smtp() -> None:
+        if "smtp" in running:
+            await asyncio.to_thread(running["smtp"].stop)
+
+    if temporal is not None:
+        supervisor.add("Temporal dev server", temporal.run, temporal.stop)
+    supervisor.add("worker", run_worker_part, stop_worker)
+    if smtp:
+        supervisor.add("SMTP listener", run_smtp, stop_smtp)
+    supervisor.add("web app", run_web, stop_web)
+    supervisor.start()
+    try:
         await _wait_ready(settings, stop)
-        if seed:
+        if seed and not stop.is_set():
             intake = Intake(sessions=sessions, client=client, settings=settings, catalog=Catalog.load())
             await seed_concerns(intake)
-        if on_ready:
+        if on_ready and not stop.is_set():
             on_ready()
         await stop.wait()
     finally:
         typer.echo("stopping…", err=True)
-        if smtp_controller is not None:
-            smtp_controller.stop()
-        server.should_exit = True
-        await asyncio.gather(web_task, return_exceptions=True)
-        if worker.is_running:
-            await worker.shutdown()
-        await asyncio.gather(worker_task, return_exceptions=True)
+        await supervisor.shutdown()
         sessions.engine.dispose()
+    if supervisor.failed is not None:
+        raise Fatal(str(supervisor.failed))
 
 
 async def _wait_ready(settings, stop: asyncio.Event, timeout: float = 60) -> None:
@@ -262,6 +368,8 @@ def up(
     settings = settings_for(data, http_port=http_port, temporal_port=temporal_port, ui_port=ui_port,
                             smtp_port=smtp_port)
     settings = settings.model_copy(update={"temporal_address": f"127.0.0.1:{settings.temporal_port}"})
+    configure_logs(settings, "up")
+    stop_leftover_dev_server(settings)
     for port, what, option in ((settings.http_port, "web app", "--http-port"),
                                (settings.temporal_port, "Temporal dev server", "--temporal-port"),
                                (settings.ui_port, "Temporal Web UI", "--ui-port"),
@@ -277,7 +385,8 @@ def up(
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     sessions.engine.dispose()
-    temporal = start_temporal(settings)
+    temporal = DevServer(settings)
+    temporal.start()
 
     def ready() -> None:
         typer.echo(f"\nCustomer Care Registry is running (data in {settings.data_dir.resolve()})")
@@ -291,9 +400,9 @@ def up(
         typer.echo("Press Ctrl-C to stop.")
 
     try:
-        asyncio.run(serve_all(settings, smtp=True, seed=first_run, on_ready=ready))
+        asyncio.run(serve_all(settings, smtp=True, seed=first_run, on_ready=ready, temporal=temporal))
     finally:
-        stop_process(temporal)
+        asyncio.run(temporal.stop())
         typer.echo("stopped.", err=True)
 
 
@@ -305,6 +414,7 @@ def worker() -> None:
     from worker import run_worker
 
     settings = settings_for()
+    configure_logs(settings, "worker")
     migrate(settings)
 
     async def sweep(client, sessions) -> None:
@@ -326,6 +436,7 @@ def web(
     from web.app import create_site
 
     settings = settings_for(http_host=host, http_port=port)
+    configure_logs(settings, "web")
     workers = workers or settings.web_workers
     ensure_port_free(settings.http_host, settings.http_port, "web app", "--port")
     migrate(settings)
@@ -334,6 +445,12 @@ def web(
         return
     # Each worker process builds the app from the environment; the shared secret keeps sessions valid in all.
     os.environ["CCR_SECRET_KEY"] = settings.signing_key
+    # Counters live in files that /metrics sums over every process; a fresh folder per run, so a previous
+    # run's counts are not added again.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ccr-metrics-")
     os.environ.update(CCR_DATA_DIR=str(settings.data_dir), CCR_HTTP_HOST=settings.http_host,
                       CCR_HTTP_PORT=str(settings.http_port))
     uvicorn.run("web.app:create_site", factory=True, **web_server_options(settings), workers=workers)
@@ -345,6 +462,7 @@ def smtp() -> None:
     from api.mail_intake import serve_smtp
 
     settings = settings_for()
+    configure_logs(settings, "smtp")
     ensure_port_free(settings.smtp_host, settings.smtp_port, "SMTP listener", "CCR_SMTP_PORT")
     migrate(settings)
     asyncio.run(serve_smtp(settings))

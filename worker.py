@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +19,8 @@ from activities.projection import ProjectionActivities
 from registry.db import Sessions
 from registry.settings import Settings
 from workflows.concern import ConcernWorkflow
+
+log = logging.getLogger("ccr.worker")
 
 
 def build_worker(
@@ -43,6 +47,18 @@ def build_worker(
     )
 
 
+def serve_app_metrics(settings: Settings) -> None:
+    """Serve the desk's own worker-side counters (`registry.telemetry`) on CCR_WORKER_APP_METRICS_ADDRESS."""
+    if not settings.worker_app_metrics_address:
+        return
+    from prometheus_client import start_http_server
+
+    from registry.telemetry import PROCESS
+
+    host, _, port = settings.worker_app_metrics_address.rpartition(":")
+    start_http_server(int(port), addr=host or "0.0.0.0", registry=PROCESS)
+
+
 async def run_worker(settings: Settings,
                      alongside: Callable[[Client, Sessions], Awaitable[None]] | None = None) -> None:
     """Connect and poll until cancelled, running `alongside(client, sessions)` in the same loop if given."""
@@ -51,16 +67,33 @@ async def run_worker(settings: Settings,
 
     client = await make_client(settings, runtime=worker_runtime(settings))
     sessions = Sessions(make_engine(settings.resolved_database_url))
-    worker = build_worker(client, settings, sessions)
-    if alongside is None:
-        await worker.run()
-        return
-    beside = asyncio.create_task(alongside(client, sessions))
+    serve_app_metrics(settings)
+    beside = asyncio.create_task(alongside(client, sessions)) if alongside is not None else None
     try:
-        await worker.run()
+        await keep_polling(lambda: build_worker(client, settings, sessions))
     finally:
-        beside.cancel()
-        await asyncio.gather(beside, return_exceptions=True)
+        if beside is not None:
+            beside.cancel()
+            await asyncio.gather(beside, return_exceptions=True)
+
+
+async def keep_polling(make: Callable[[], Worker], *, max_backoff: float = 30.0) -> None:
+    """Run a worker until cancelled; when the SDK's worker stops by itself (Temporal away too long, a fatal poll
+    error), build a new one, with back-off, so the process never sits alive without polling."""
+    backoff = 0.5
+    while True:
+        started = time.monotonic()
+        try:
+            await make().run()
+            return  # shut down on purpose
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any reason the worker stopped; it is logged and replaced
+            if time.monotonic() - started > 60:
+                backoff = 0.5
+            log.warning("the worker stopped (%s: %s); starting a new one in %.1fs", type(err).__name__, err, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
 
 
 if __name__ == "__main__":

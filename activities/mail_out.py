@@ -222,8 +222,12 @@ class Mailer:
                 refused = smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
+            if code < 500:
+                raise  # chaining the error to itself would loop forever when Temporal reports the failure
             raise _refusal(code, reason, exc) from exc
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            if exc.smtp_code < 500:
+                raise
             raise _refusal(exc.smtp_code, exc.smtp_error, exc) from exc
         if refused:
             code, reason = next(iter(refused.values()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import select as orm_select
 from temporalio import activity
@@ -12,6 +14,7 @@ from registry.db import Sessions
 from registry.knowledge import create_article
 from registry.models import ClockEvent, Concern, Customer, Interaction, User
 from registry.redaction import Redactor
+from registry.telemetry import REGISTRY_WRITES, SLA_EVENTS, TIMER_LATENESS, clock_kind
 from registry.types import utcnow
 from workflows.payloads import (
     ConcernSnapshot,
@@ -95,8 +98,20 @@ class ProjectionActivities:
     @activity.defn(name="record")
     def record(self, batch: RecordInput) -> RecordReceipt:
         """Apply one batch of changes from the workflow in one transaction; the receipt lands in the history."""
+        started = time.perf_counter()
+        fired = self._apply(batch)
+        REGISTRY_WRITES.observe(time.perf_counter() - started)
+        for event in fired:  # counted once written: a retried batch writes, and counts, nothing twice
+            SLA_EVENTS.labels(event.kind, clock_kind(event.clock), batch.snapshot.sla_policy).inc()
+            if event.kind == "breach" and event.due_at is not None:
+                TIMER_LATENESS.observe(max(0.0, (event.at - event.due_at).total_seconds()))
+        return receipt_of(batch)
+
+    def _apply(self, batch: RecordInput) -> list:
+        """Write the batch; the warnings and breaches it newly wrote."""
         snap = batch.snapshot
         cid = snap.concern_id
+        fired = []
         with self.sessions.begin() as session:
             db = session.connection()
             fresh = _not_written(db, _TIMELINE_DONE, cid, batch.timeline)
@@ -110,6 +125,7 @@ class ProjectionActivities:
                     "author_user_id": e.author_user_id, "body": e.body, "meta": e.meta, "created_at": e.at,
                 } for e in fresh])
             fresh = _not_written(db, _CLOCK_EVENTS_DONE, cid, batch.clock_events)
+            fired = [e for e in fresh if e.kind in ("warn", "breach")]
             if fresh:
                 db.execute(_ADD_CLOCK_EVENTS, _chained(db, cid, [{
                     "concern_id": cid, "seq": e.seq, "clock": e.clock, "kind": e.kind, "at": e.at,
@@ -122,7 +138,7 @@ class ProjectionActivities:
             values["clocks"] = [c.model_dump(mode="json") for c in snap.clocks]
             values["updated_at"] = utcnow()
             db.execute(_UPDATE_CONCERN, {**values, "b_id": cid, "b_seq": snap.seq})
-        return receipt_of(batch)
+        return fired
 
     @activity.defn(name="unheard_messages")
     def unheard_messages(self, query: UnheardQuery) -> list[CustomerMessage]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -12,7 +13,11 @@ from activities.elevel.base import ACTIONS, AutomationContext, AutomationRequest
 from registry.db import Sessions
 from registry.models import Concern, Customer, Interaction, OutboxMail, User
 from registry.settings import Settings
+from registry.telemetry import ELEVEL_OUTCOMES, MAIL
 from workflows.payloads import DeliverMail, MailRequest
+
+
+log = logging.getLogger(__name__)
 
 
 class AutomationActivities:
@@ -28,9 +33,17 @@ class AutomationActivities:
 
         action = ACTIONS.get(request.action)
         if action is None:
+            ELEVEL_OUTCOMES.labels(request.action, "error").inc()
             raise ApplicationError(f"no e-level action named {request.action!r}", type="UnknownAction",
                                    non_retryable=True)
-        return await action().run(request, self.ctx)
+        try:
+            result = await action().run(request, self.ctx)
+        except Exception:
+            ELEVEL_OUTCOMES.labels(request.action, "error").inc()
+            raise
+        ELEVEL_OUTCOMES.labels(request.action, result.outcome).inc()
+        log.info("e-level %s: %s (%s)", request.action, result.outcome, result.detail)
+        return result
 
 
 def _agent_name(session: Session, entry: Interaction | None) -> str:
@@ -108,6 +121,8 @@ class MailActivities:
         try:
             relayed = await Mailer(self.settings).send(message)
         except Exception as err:
+            MAIL.labels("refused" if isinstance(err, MailRefused) else "failed").inc()
+            log.warning("mail %s to the relay failed: %s", request.seq, err)
             with self.sessions.begin() as session:
                 mark_failed(session=session, outbox_id=row_id, error=str(err))
             if isinstance(err, MailRefused):
@@ -116,4 +131,6 @@ class MailActivities:
             raise
         with self.sessions.begin() as session:
             mark_sent(session=session, outbox_id=row_id, relayed=relayed)
+        MAIL.labels("sent" if relayed else "local").inc()
+        log.info("mail %s %s", request.seq, "sent to the relay" if relayed else "kept in the local outbox")
         return "sent" if relayed else "kept in the local outbox"

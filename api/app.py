@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -12,15 +14,19 @@ from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import (
-    audit, concern_history, concerns, customers, health, metrics, reports, reports_overview, sop_drafts, sop_migrations,
-    sops,
+    audit, concern_history, concerns, customers, health, metrics, ops, reports, reports_overview, sop_drafts,
+    sop_migrations, sops,
 )
 from api.bad_input import StorableJson, bounded_integers
 from api.catalog import Catalog
 from api.handover import Handover, HandoverSweeper
 from registry.db import Sessions, make_engine
+from registry.logs import about_concern
 from registry.settings import Settings
 from workflows.client import TemporalUnreachable, make_client
+
+
+request_log = logging.getLogger("ccr.web")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # proxies are believed: anyone else's X-Forwarded-For is ignored, so a client cannot pick its address.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxies)
     app.add_middleware(StorableJson)
+    app.add_middleware(ConcernRequestLog)
     app.state.metrics = metrics.Metrics(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -80,7 +87,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sop_drafts.router)
     app.include_router(audit.router)
     app.include_router(sop_migrations.router)
+    app.include_router(ops.router)
     return app
+
+
+_CONCERN_PATH = re.compile(r"^/(?:api/|portal/)?concerns/(CCR-[0-9A-Z]{4,16})(?:/|$)")
+
+
+class ConcernRequestLog:
+    """Every line logged while serving a request about a concern carries its id, and the request is one line."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        match = _CONCERN_PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        status = {}
+
+        async def sent(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        settings = scope["app"].state.settings
+        concern_id = match.group(1)
+        with about_concern(concern_id, f"{settings.workflow_id_prefix}{concern_id}"):
+            try:
+                await self.app(scope, receive, sent)
+            finally:
+                request_log.info("%s %s %s", scope["method"], scope["path"], status.get("code", "-"))
 
 
 async def connected_client(app: FastAPI):

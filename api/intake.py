@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from registry import concerns as store
 from registry.customers import find_or_create_customer
 from registry.db import Sessions
 from registry.handover import add_handover, is_pending
+from registry.logs import about_concern
 from registry.models import Concern, Interaction
 from registry.settings import Settings
 from registry.sop_store import choose_sop
@@ -28,6 +30,9 @@ class IntakeError(Exception):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status, self.detail = status, detail
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,7 +75,9 @@ class Intake:
                 raise
         if fresh and self.on_opened is not None:
             self.on_opened(channel)
-        await self.handover.hand_over(concern.id)
+        with about_concern(concern.id, concern.workflow_id):
+            log.info("concern registered from %s", channel)
+            await self.handover.hand_over(concern.id)
         return concern
 
     def _existing(self, idempotency_key: str | None, source_key: str | None) -> Concern | None:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client
 
 from api.catalog import Catalog
+from registry.logs import about_concern
 from api.handover import sweeper_on
 from api.intake import Intake, IntakeError
 from api.mail_in import InboundMail, thread_keys
@@ -57,7 +58,10 @@ class MailIntake:
             return self._ignore(mail, kept)
         concern, why = self._thread(mail)
         try:
-            return await self._file(mail, kept, concern, why, source_key)
+            outcome = await self._file(mail, kept, concern, why, source_key)
+            with about_concern(outcome.concern_id):
+                log.info("inbound mail %s: %s", mail.message_id, outcome.status)
+            return outcome
         except IntakeError as err:
             if err.status >= 500:
                 self._set_aside(kept, "received", f"not filed yet, the sender will retry: {err.detail}")

@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     workflow_sandbox: bool = Field(
         default=False, description="run workflows in the Temporal SDK's sandbox (slower; the test suite turns it on)")
     worker_metrics_address: str | None = Field(default=None, description="host:port for the worker's Prometheus metrics")
+    worker_app_metrics_address: str | None = Field(
+        default=None, description="host:port where `ccr worker` serves the desk's own worker-side metrics")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="a bearer token a Prometheus scraper may send to /metrics instead of a user's token")
+    restart_tries: int = Field(default=10, ge=1, description="how often in a row `ccr up` restarts a part that "
+                               "stops before giving up and exiting non-zero")
+    log_format: str = Field(default="text", description="`json` for one JSON object per log line, `text` otherwise")
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000

@@ -254,18 +254,18 @@ async def desk_on_both(request, tmp_path, temporal_server, temporal_client) -> D
         yield d
 
 
-async def _desk(tmp_path, url, temporal_server, client, **extra_settings):
+async def _desk(tmp_path, url, temporal_server, client, *, worker_options=None, **settings_extra):
     from web.app import create_site
     from api.intake import Intake
     from api.security import create_token, create_user
     from worker import build_worker
 
-    settings = make_settings(tmp_path, url, temporal_server.address, **extra_settings)
+    settings = make_settings(tmp_path, url, temporal_server.address, **settings_extra)
     engine = make_engine(url)
     sessions = Sessions(engine)
     publish_all(sessions)
     catalog = catalog_with_test_policies()
-    worker = build_worker(client, settings, sessions)
+    worker = build_worker(client, settings, sessions, options=worker_options)
     app = create_site(settings)
     with sessions.begin() as session:
         admin = create_user(session=session, email="admin@desk.test", password="admin-password", role="admin")

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api.security import list_tokens, revoke_token, set_active
 from registry.models import Concern
 from tests.web_support import as_session, make_staff, publish_workspace_sop
-from web.access import ANONYMOUS, CUSTOMER, EVERY_ROLE, RULES, app_routes, missing_rules, rule_key, stale_rules
+from web.access import ANONYMOUS, CUSTOMER, EVERY_ROLE, MACHINE_PATHS, RULES, app_routes, missing_rules, rule_key, stale_rules
 
 # Sign-in forms answer an empty password with 401 themselves.
 WRONG_PASSWORD = {"POST /login", "POST /portal/login"}
@@ -68,7 +68,7 @@ async def test_every_route_answers_every_role_as_the_matrix_says(desk):
                         # Past the gate the route answers for itself; it must agree with the matrix.
                         assert passed and response.status_code < 500, where
                         assert response.status_code not in (401, 403) or key in WRONG_PASSWORD, where
-                    elif role == ANONYMOUS and not path.startswith("/api"):
+                    elif role == ANONYMOUS and not path.startswith(MACHINE_PATHS):
                         assert response.status_code == 302 and "/login?next=" in response.headers["location"], where
                     elif role == ANONYMOUS:
                         assert response.status_code == 401, where

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Mount, compile_path
 
 from api.deps import Principal, load_caller
+from api.metrics import scrape_token_matches
 from api.throttles import client_address
 from registry.audit import Origin, current_origin
 from web.errors import error_page, prefers_json
@@ -47,6 +48,9 @@ SOP_WRITERS = frozenset({"process_owner", "admin"})
 KB_CURATORS = frozenset({"lead", "process_owner", "admin"})
 # The staff audit log and its evidence: auditors and admins only (it names everyone's sign-ins and addresses).
 AUDITORS = frozenset({"auditor", "admin"})
+# What needs attention: SREs and admins see and act on everything; leads see the concern-level part.
+OPS_READERS = frozenset({"sre", "admin", "lead"})
+OPERATORS = frozenset({"sre", "admin"})
 
 # "METHOD /path" with every path parameter written `{}`, so renaming a parameter keeps its rule.
 RULES: dict[str, frozenset[str]] = {
@@ -184,6 +188,15 @@ RULES: dict[str, frozenset[str]] = {
     "POST /audit/bundle": AUDITORS,
     "GET /api/audit": AUDITORS,
     "GET /api/audit.csv": AUDITORS,
+    # operating the desk: what needs attention and the operator actions (each with a reason, recorded)
+    "GET /ops": OPS_READERS,
+    "POST /ops/mail/{}/retry": OPERATORS,
+    "POST /ops/concerns/{}/restart": OPERATORS,
+    "POST /ops/concerns/{}/reset": OPERATORS,
+    "GET /api/ops": OPERATORS,
+    "POST /api/ops/mail/{}/retry": OPERATORS,
+    "POST /api/ops/concerns/{}/restart": OPERATORS,
+    "POST /api/ops/concerns/{}/reset": OPERATORS,
 }
 
 # Where an anonymous visitor of a page is sent to sign in: customers' pages go to the portal.
@@ -191,6 +204,9 @@ STAFF_LOGIN = "/login"
 PORTAL_LOGIN = "/portal/login"
 
 _PARAM = re.compile(r"\{[^}]*\}")
+# Routes for programs, not people: refused with a status (401, 403), never sent to a sign-in page.
+MACHINE_PATHS = ("/api", "/metrics")
+SCRAPE = "GET /metrics"
 
 
 def rule_key(method: str, path: str) -> str:
@@ -258,7 +274,7 @@ class _Table:
             if mount:
                 return rule_key("MOUNT", route_path), False
             if method in methods:
-                return rule_key(method, route_path), not route_path.startswith("/api")
+                return rule_key(method, route_path), not route_path.startswith(MACHINE_PATHS)
         return None, False
 
 
@@ -285,6 +301,9 @@ class AccessMiddleware:
         state = scope.setdefault("state", {})
         if key is None or key.startswith("MOUNT "):
             response = None if key is None or key in RULES else _refuse(Request(scope), key, 403, is_page)
+        elif key == SCRAPE and scrape_token_matches(app.state.settings, _authorization(scope)):
+            state["principal"] = None  # Prometheus with the scrape token: no user, no token lookup
+            response = None
         else:
             request = Request(scope)
             # What the audit log records as where an action came from, for every store this request reaches.
@@ -328,6 +347,13 @@ class AccessMiddleware:
                 return HTMLResponse("", 401, headers={"HX-Redirect": target})
             return RedirectResponse(target, 302)
         return _refuse(request, key, 403, is_page, role, principal=principal)
+
+
+def _authorization(scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return ""
 
 
 def _local(url: str) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import httpx
 import stamina
+from temporalio import activity
 
 from activities.elevel.base import Automation, AutomationContext, AutomationRequest, AutomationResult, register
 
@@ -68,12 +69,22 @@ async def fetch_order(
         ):
             with attempt:
                 attempts += 1
-                response = await ctx.http.get(url, headers=headers, timeout=float(options["order_status_timeout"]))
-                if response.status_code >= 500:
-                    raise ConnectorError(f"the order system answered {response.status_code}")
+                try:
+                    response = await ctx.http.get(url, headers=headers, timeout=float(options["order_status_timeout"]))
+                    if response.status_code >= 500:
+                        raise ConnectorError(f"the order system answered {response.status_code}")
+                except (httpx.TransportError, ConnectorError) as err:
+                    _report_progress(f"order {order}: attempt {attempts}: {err or type(err).__name__}")
+                    raise
         return response, attempts, ""
     except (httpx.TransportError, ConnectorError) as err:
         return None, attempts, str(err) or type(err).__name__
+
+
+def _report_progress(detail: str) -> None:
+    """Tell Temporal why the connector is still trying, so /ops shows the reason while the activity runs."""
+    if activity.in_activity():
+        activity.heartbeat(detail)
 
 
 @register
