@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
+from registry import audit
 from registry.handover import Handover
 from registry.models import ClockEvent, Concern, Interaction, OutboxMail
 from registry.sop_store import active_staffing, can_take
@@ -224,13 +225,10 @@ ACTION_TITLES = {
 
 
 def audit_operator_action(*, session: Session, entry: OperatorAction) -> None:
-    """The staff audit log's record of an operator action (`registry.audit.record` where it exists)."""
-    try:
-        from registry import audit  # the staff audit log, where this desk has it
-    except ImportError:
-        return  # the concern's timeline entry is the record until then
+    """The staff audit log's record of an operator action, in the transaction of its timeline entry."""
     audit.record(session=session, actor=entry.actor, action=f"ops.{entry.action}",
-                 target=entry.concern_id or "", detail={"reason": entry.reason, **entry.detail}, ip=entry.ip)
+                 target=f"concern:{entry.concern_id}" if entry.concern_id else "",
+                 detail={"reason": entry.reason, **entry.detail}, ip=entry.ip)
 
 
 def operator_actions(*, session: Session, limit: int = 50) -> list[Interaction]:

@@ -150,6 +150,12 @@ async def test_unstaffed_step_refused_mail_and_a_concern_without_a_workflow_are_
     assert again.status_code == 409 and "nothing to hand over" in again.json()["detail"]
     view = await ops_of(desk, ops["auth"], lambda v: v["counts"]["without_workflow"] == 0)
     assert [a["action"] for a in view["operator_actions"]] == ["restart_concern", "retry_mail"]
+    # Both are in the staff audit log too, with the concern and the reason.
+    audited = (await desk.http.get("/api/audit", params={"action": "ops."}, headers=desk.auth)).json()["items"]
+    assert [(e["action"], e["detail"]["reason"]) for e in audited] == [
+        ("ops.restart_concern", "Temporal is back; not waiting for the sweeper"),
+        ("ops.retry_mail", "relay fixed after the overload")]
+    assert audited[0]["target"] == f"concern:{orphan.id}"
 
 
 async def test_a_failing_connector_shows_its_retries_then_its_failures(ops_desk, orders):
