@@ -42,7 +42,7 @@ FIELDS: dict[str, tuple[tuple, str]] = {
 # A filter names one column; `sop_version` filters the version (with `sop` for the id).
 FILTER_COLUMNS = {name: cols[-1] for name, (cols, _) in FIELDS.items()}
 INTEGER_FILTERS = {"sop_version", "organisation", "level", "agent"}
-MEASURES = ("started", "met", "breached", "running", "paused", "warned", "stopped")
+MEASURES = ("started", "met", "breached", "running", "paused", "settled", "warned", "stopped")
 CLOCK_TITLES = {"first_response": "First response", "next_response": "Next response", "resolution": "Resolution",
                 "ola_l1": "Level 1 (OLA)", "ola_l2": "Level 2 (OLA)", "ola_l3": "Level 3 (OLA)"}
 
@@ -145,6 +145,8 @@ def _conditions(query: SlaQuery, measure: str | None = None) -> list:
         where.append(or_(*options))
     if measure in ("met", "breached", "running", "paused"):
         where.append(_c.outcome == measure)
+    elif measure == "settled":
+        where.append(_c.outcome.in_(["met", "breached"]))
     elif measure == "warned":
         where.append(_c.warn_event_id.is_not(None))
     elif measure == "stopped":
@@ -476,6 +478,11 @@ def clock_detail(*, session, cycle_id: int, warn_at: float | None = None) -> Clo
     return ClockDetail(cycle=cycle, subject=subject, events=rows, breach=breach, warn_at=warn_at)
 
 
+def policy_of(*, session, cycle_id: int) -> str | None:
+    """The name of the policy a clock cycle ran under."""
+    return session.execute(select(_c.policy).where(_c.id == cycle_id)).scalar()
+
+
 def breach_context(*, session, concern_id: str, before_seq: int) -> BreachContext:
     """The step the concern was at, and who held it, just before timeline position `before_seq` (the timeline
     and the clock events share one sequence per concern)."""
@@ -498,8 +505,3 @@ def breach_context(*, session, concern_id: str, before_seq: int) -> BreachContex
             holder_seq, holder_kind = seq, kind
     return BreachContext(step=step, step_entry_seq=step_seq, holder=holder, holder_entry_seq=holder_seq,
                          holder_entry_kind=holder_kind)
-
-
-__all__ = ["SlaQuery", "SlaReport", "FigureRow", "ClockRow", "ClockDetail", "parse_query", "sla_report",
-           "clock_rows", "clock_count", "clock_detail", "report_csv_lines", "clock_csv_lines", "FIELDS",
-           "DEFINITIONS", "NONE"]
