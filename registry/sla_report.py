@@ -212,27 +212,33 @@ def _finish(row: FigureRow, histogram: dict[int, int]) -> FigureRow:
 
 
 def sla_report(*, session, query: SlaQuery) -> SlaReport:
-    """The figures of `query`, per group and in total, from two aggregate queries over the clock cycles."""
+    """The figures of `query`, per group and in total, from one aggregate query over the clock cycles.
+
+    The query groups by the row's fields and the per mille of target used, so one scan gives the counts and
+    the distribution the percentiles are read from (at most a few thousand values per group)."""
     keys = _key_columns(query)
     where = _conditions(query)
-    counts = select(*keys, func.count(), *[func.sum(sql_case((_c.outcome == o, 1), else_=0))
-                                           for o in ("met", "breached", "running", "paused")],
-                    func.sum(sql_case((_c.warn_event_id.is_not(None), 1), else_=0))).where(*where)
-    spread = select(*keys, _c.used_permille, func.count()).where(*where, _c.used_permille.is_not(None))
-    if keys:
-        counts, spread = counts.group_by(*keys), spread.group_by(*keys, _c.used_permille)
-    else:
-        spread = spread.group_by(_c.used_permille)
+    flags = [func.sum(sql_case((_c.outcome == o, 1), else_=0)) for o in ("met", "breached", "running", "paused")]
+    stmt = (select(*keys, _c.used_permille, func.count(), *flags,
+                   func.sum(sql_case((_c.warn_event_id.is_not(None), 1), else_=0)))
+            .where(*where).group_by(*keys, _c.used_permille))
     n = len(keys)
     groups: dict[tuple, FigureRow] = {}
-    for r in session.execute(counts).all():
-        if not r[n]:
-            continue
-        groups[tuple(r[:n])] = FigureRow(key={}, labels={}, started=r[n], met=r[n + 1] or 0, breached=r[n + 2] or 0,
-                                         running=r[n + 3] or 0, paused=r[n + 4] or 0, warnings=r[n + 5] or 0)
-    histograms: dict[tuple, dict[int, int]] = {k: {} for k in groups}
-    for r in session.execute(spread).all():
-        histograms.setdefault(tuple(r[:n]), {})[r[n]] = r[n + 1]
+    histograms: dict[tuple, dict[int, int]] = {}
+    for r in session.execute(stmt).all():
+        values, permille, counted = tuple(r[:n]), r[n], r[n + 1:]
+        row = groups.get(values)
+        if row is None:
+            row = groups[values] = FigureRow(key={}, labels={})
+            histograms[values] = {}
+        row.started += counted[0]
+        row.met += counted[1] or 0
+        row.breached += counted[2] or 0
+        row.running += counted[3] or 0
+        row.paused += counted[4] or 0
+        row.warnings += counted[5] or 0
+        if permille is not None:
+            histograms[values][permille] = histograms[values].get(permille, 0) + counted[0]
     names = _names(session, query, groups)
     rows = []
     for values, row in groups.items():
