@@ -185,3 +185,34 @@ async def test_a_bad_period_is_refused_with_what_to_fix(desk):
     page = await desk.http.get("/reports/sla?from=yesterday", headers=headers)
     assert page.status_code == 422 and "give `from` and `to` as dates" in page.text
     assert parse_query({}, today=date(2026, 5, 20)).date_from == date(2026, 5, 1)
+
+
+def test_the_command_line_prints_the_same_figures(database_url, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from registry.db import Sessions, make_engine
+    from registry.sla_report import report_csv_lines
+
+    sessions = Sessions(make_engine(database_url))
+    seed_fixture(sessions)
+    env = {**os.environ, "CCR_DATABASE_URL": database_url, "CCR_DATA_DIR": str(tmp_path / "var")}
+    root = Path(__file__).parent.parent
+
+    def ccr(*args):
+        done = subprocess.run([sys.executable, "-m", "ccr", "report", "sla", "--from", "2026-04-01", "--to",
+                               "2026-05-31", *args], capture_output=True, text=True, env=env, cwd=root, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    printed = ccr("--group-by", "tier", "--filter", "tier=premium")
+    with sessions.read() as session:
+        query = parse_query({**SPRING, "group": ["tier"], "tier": ["premium"]})
+        assert printed == "".join(report_csv_lines(session=session, query=query)).replace("\r\n", "\n")
+    figures = json.loads(ccr("--format", "json"))
+    assert (figures["total"]["started"], figures["total"]["attainment"]) == (19, 0.6667)
+    assert len(ccr("--clocks").splitlines()) == 1 + 19
+    sessions.engine.dispose()
