@@ -11,18 +11,16 @@ from pydantic import BaseModel
 
 from api.deps import CatalogDep, DbSession, Principal, SessionsDep, require
 from registry.reports import DeflectionRow, deflection
+from registry.sla_clock import ClockDetail, clock_detail, policy_of
 from registry.sla_report import (
     MEASURES,
-    ClockDetail,
     ClockRow,
     SlaQuery,
     SlaReport,
     clock_count,
     clock_csv_lines,
-    clock_detail,
     clock_rows,
     parse_query,
-    policy_of,
     report_csv_lines,
     sla_report,
 )

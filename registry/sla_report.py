@@ -19,7 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy import case as sql_case
 
 from registry.clock_cycles import REPORTED_CLOCKS, ClockCycle
-from registry.models import ClockEvent, Concern, Interaction, Organisation
+from registry.models import Organisation
 
 NONE = "(none)"  # a filter value that selects the clocks without a value for that field
 Basis = Literal["started", "stopped"]
@@ -349,17 +349,17 @@ class ClockRow(BaseModel):
     stop_event_id: int | None
 
 
-_ROW_COLUMNS = [getattr(_c, name) for name in ClockRow.model_fields if name != "state"] + [_c.outcome]
+ROW_COLUMNS = [getattr(_c, name) for name in ClockRow.model_fields if name != "state"] + [_c.outcome]
 
 
 def _clock_select(query: SlaQuery, measure: str | None):
     if measure is not None and measure not in MEASURES:
         raise ValueError(f"`measure` is one of {', '.join(MEASURES)}")
-    return select(*_ROW_COLUMNS).where(*_conditions(query, None if measure == "started" else measure))
+    return select(*ROW_COLUMNS).where(*_conditions(query, None if measure == "started" else measure))
 
 
-def _row(r) -> ClockRow:
-    values = dict(r._mapping)
+def clock_row(r) -> ClockRow:
+    values = {k: v for k, v in r._mapping.items() if k in ClockRow.model_fields or k == "outcome"}
     values["state"] = values.pop("outcome")
     return ClockRow(**values)
 
@@ -368,7 +368,7 @@ def clock_rows(*, session, query: SlaQuery, measure: str | None = None, after: i
                limit: int = 100) -> list[ClockRow]:
     """The clocks behind a figure, in cycle order, `limit` at a time after cycle id `after`."""
     stmt = _clock_select(query, measure).where(_c.id > after).order_by(_c.id).limit(limit)
-    return [_row(r) for r in session.execute(stmt)]
+    return [clock_row(r) for r in session.execute(stmt)]
 
 
 def clock_count(*, session, query: SlaQuery, measure: str | None = None) -> int:
@@ -408,106 +408,6 @@ def clock_csv_lines(*, session, query: SlaQuery, measure: str | None = None) -> 
     yield _line(CLOCK_COLUMNS)
     stmt = _clock_select(query, measure).order_by(_c.id).execution_options(yield_per=2000, stream_results=True)
     for r in session.execute(stmt):
-        row = _row(r)
+        row = clock_row(r)
         yield _line([v.isoformat() if isinstance(v, datetime) else v for v in
                      (getattr(row, name) for name in CLOCK_COLUMNS)])
-
-
-# ---- one clock and its events -------------------------------------------------------------------
-
-
-class EventRow(BaseModel):
-    """A clock event with the business time used at that moment."""
-
-    seq: int
-    kind: str
-    at: datetime
-    elapsed_seconds: int
-    elapsed_note: str = ""
-    target_seconds: int
-    due_at: datetime | None
-    workflow_id: str
-    run_id: str
-    event_id: int
-
-
-class BreachContext(BaseModel):
-    """Where the concern was and who held it when a clock breached, from the timeline rows before the breach."""
-
-    step: str | None
-    step_entry_seq: int | None
-    holder: str | None
-    holder_entry_seq: int | None
-    holder_entry_kind: str | None
-
-
-class ClockDetail(BaseModel):
-    cycle: ClockRow
-    subject: str
-    events: list[EventRow]
-    breach: BreachContext | None
-    warn_at: float | None
-
-
-def clock_detail(*, session, cycle_id: int, warn_at: float | None = None) -> ClockDetail | None:
-    """One clock cycle with its events; `warn_at` (the policy's warning share) gives the time used at a warning."""
-    r = session.execute(select(*_ROW_COLUMNS).where(_c.id == cycle_id)).first()
-    if r is None:
-        return None
-    cycle = _row(r)
-    start_seq, end_seq = session.execute(select(_c.start_seq, _c.end_seq).where(_c.id == cycle_id)).one()
-    events = session.execute(select(ClockEvent).where(
-        ClockEvent.concern_id == cycle.concern_id, ClockEvent.clock == cycle.clock, ClockEvent.seq >= start_seq,
-        *([ClockEvent.seq <= end_seq] if end_seq is not None else [])).order_by(ClockEvent.seq)).scalars().all()
-    # A later cycle of the same clock starts with its own start event: stop there.
-    rows: list[EventRow] = []
-    for e in events:
-        if e.kind == "start" and e.seq != start_seq:
-            break
-        used, note = e.elapsed_seconds, ""
-        if e.kind == "breach":
-            used, note = max(e.elapsed_seconds, e.target_seconds), "reached the target"
-        elif e.kind == "warn":
-            if warn_at is not None:
-                used = max(e.elapsed_seconds, int(e.target_seconds * warn_at))
-                note = f"reached {warn_at:.0%} of the target"
-            else:
-                note = "at least this much: the warning share is in the policy pinned in the workflow's input"
-        rows.append(EventRow(seq=e.seq, kind=e.kind, at=e.at, elapsed_seconds=used, elapsed_note=note,
-                             target_seconds=e.target_seconds, due_at=e.due_at, workflow_id=e.workflow_id,
-                             run_id=e.run_id, event_id=e.event_id))
-    breach = None
-    breach_event = next((e for e in rows if e.kind == "breach"), None)
-    if breach_event is not None:
-        breach = breach_context(session=session, concern_id=cycle.concern_id, before_seq=breach_event.seq)
-    subject = session.execute(select(Concern.subject).where(Concern.id == cycle.concern_id)).scalar() or ""
-    return ClockDetail(cycle=cycle, subject=subject, events=rows, breach=breach, warn_at=warn_at)
-
-
-def policy_of(*, session, cycle_id: int) -> str | None:
-    """The name of the policy a clock cycle ran under."""
-    return session.execute(select(_c.policy).where(_c.id == cycle_id)).scalar()
-
-
-def breach_context(*, session, concern_id: str, before_seq: int) -> BreachContext:
-    """The step the concern was at, and who held it, just before timeline position `before_seq` (the timeline
-    and the clock events share one sequence per concern)."""
-    entries = session.execute(select(Interaction.seq, Interaction.kind, Interaction.author, Interaction.body,
-                                     Interaction.meta).where(
-        Interaction.concern_id == concern_id, Interaction.seq.is_not(None), Interaction.seq < before_seq,
-        Interaction.kind.in_(["step", "claimed", "released", "assigned", "moved"])).order_by(Interaction.seq)).all()
-    step = step_seq = holder = holder_seq = holder_kind = None
-    for seq, kind, author, body, meta in entries:
-        if kind == "step":
-            step, step_seq = (meta or {}).get("step"), seq
-            if (meta or {}).get("type") == "human":  # a human step starts unclaimed
-                holder, holder_seq, holder_kind = None, seq, kind
-        elif kind == "claimed":
-            holder, holder_seq, holder_kind = author, seq, kind
-        elif kind == "released":
-            holder, holder_seq, holder_kind = None, seq, kind
-        elif kind == "assigned":
-            holder = body.removeprefix("Assigned to ").rsplit(" by ", 1)[0]
-            holder_seq, holder_kind = seq, kind
-    return BreachContext(step=step, step_entry_seq=step_seq, holder=holder, holder_entry_seq=holder_seq,
-                         holder_entry_kind=holder_kind)

@@ -11,7 +11,8 @@ from datetime import date
 from sqlalchemy import select
 
 from registry.clock_cycles import ClockCycle, rebuild_cycles
-from registry.sla_report import clock_detail, parse_query, sla_report
+from registry.sla_clock import clock_detail
+from registry.sla_report import parse_query, sla_report
 from tests.sla_support import EXPECTED_CYCLES, seed_fixture
 from tests.web_support import as_session, make_staff
 

@@ -15,6 +15,7 @@ from api.deps import Principal, SessionsDep, get_client
 from registry import concerns as store
 from registry.models import Concern, Customer, Organisation, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
+from registry.sla_clock import concern_clocks
 from registry.sop_store import active_staffing, can_take, get_version
 from registry.types import row_id, utcnow
 from registry.workspace import others_present, touch_presence
@@ -87,6 +88,7 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         categories = sop_categories(session=session)
         count = concern_count(session=session, customer_id=concern.customer_id)
         staffing = active_staffing(session=session) if concern.step_type == "human" else []
+        sla_clocks = concern_clocks(session=session, concern_id=concern.id)
     definition = version.definition if version else None
     step = (definition or {}).get("steps", {}).get(concern.step) if concern.step else None
     visited = {e.meta.get("step") for e in timeline if e.kind == "step" and e.meta}
@@ -98,6 +100,8 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         "chart": chart_for(concern.sop_id, concern.sop_version, definition, current=concern.step if step else None,
                            visited=visited) if definition else None,
         "clocks": clock_rows(concern.clocks or [], now), "now": now, "version": version_of(concern),
+        "sla_clocks": sla_clocks, "live_dues": {k.get("name"): k.get("due_at") for k in concern.clocks or []
+                                                if k.get("state") == "running"},
         "key": action_key(concern), "allowed": allowed_actions(concern, principal, step), "agents": agents,
         "categories": categories, "priorities": PRIORITIES, "presence": _presence(others, now),
         "can_act": principal.role in ("agent", "lead", "admin"), "forms": {},

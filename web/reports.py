@@ -17,6 +17,7 @@ from api.deps import ClientDep, SessionsDep
 from api.reports import warn_share
 from registry.models import Concern, Organisation, SopVersion, User
 from registry.queue import PRIORITIES, sop_categories
+from registry.sla_clock import clock_detail
 from registry.sla_report import (
     CLOCK_TITLES,
     DEFINITIONS,
@@ -27,7 +28,6 @@ from registry.sla_report import (
     SlaQuery,
     clock_count,
     parse_query,
-    clock_detail,
     clock_rows,
     sla_report,
 )
@@ -41,7 +41,24 @@ PAGE = 100
 MEASURE_TITLES = {"started": "started", "met": "met", "breached": "breached", "running": "still running",
                   "paused": "paused", "settled": "met or breached (attainment's clocks)", "warned": "that raised a warning", "stopped": "stopped (the percentiles' clocks)"}
 CHANNELS = ("web", "email", "api", "phone", "walk_in")
+# History events that move a clock: a timer firing, a customer's message, an agent's update, the start.
+CAUSES = {"TIMER_FIRED", "WORKFLOW_EXECUTION_SIGNALED", "WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+          "WORKFLOW_EXECUTION_STARTED"}
 TIERS = ("standard", "premium")
+
+
+# One line beside each total; the full definition is in the list under the table.
+SHORT = {
+    "attainment": "met / (met + breached)",
+    "started": "clock cycles whose {basis} is in the period",
+    "met": "stopped before their target",
+    "breached": "reached their target, stopped or not",
+    "running": "neither stopped nor breached, running",
+    "paused": "neither stopped nor breached, waiting on the customer",
+    "median_used": "business time used ÷ target, stopped cycles",
+    "p90_used": "9 in 10 stopped cycles used at most this",
+    "warnings": "reached the policy's warning share",
+}
 
 
 def hours(seconds: int | None) -> str:
@@ -52,7 +69,9 @@ def hours(seconds: int | None) -> str:
     h, m = divmod(minutes, 60)
     if h:
         return f"{h}h {m:02d}m"
-    return f"{m}m {secs:02d}s" if secs and m < 10 else f"{m}m" if m else f"{secs}s"
+    if not m:
+        return f"{secs}s"
+    return f"{m}m {secs:02d}s" if secs and m < 10 else f"{m}m"
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -128,6 +147,7 @@ async def sla_page(request: Request, sessions: SessionsDep):
     other = "stopped" if query.basis == "started" else "started"
     return render(request, "reports/sla.html", {
         "report": report, "q": query, "fields": FIELDS, "choices": choices, "definitions": report.definitions,
+        "short": {k: v.format(basis="start" if query.basis == "started" else "stop") for k, v in SHORT.items()},
         "drill": lambda row, measure: drill_href(query, row, measure),
         "switch_basis": "/reports/sla?" + urlencode(query.model_copy(update={"basis": other}).params()),
         "csv": "/api/reports/sla.csv?" + urlencode(query.params()),
@@ -249,7 +269,8 @@ async def event_page(request: Request, concern_id: str, event_id: EventId, sessi
         number = int(e["eventId"])
         if previous < number <= event_id or (event_id == 1 and number == 1):
             kind, attributes = _summary(e)
-            window.append({"id": number, "kind": kind, "time": e.get("eventTime", ""), "attributes": attributes,
+            window.append({"id": number, "kind": kind, "time": e.get("eventTime", "").replace("T", " ")[:23] + " UTC",
+                           "attributes": attributes, "cause": kind in CAUSES,
                            "json": json.dumps(attributes, indent=2, ensure_ascii=False, default=str)[:20000]})
     pinned = None
     started = next((w for w in window if w["kind"] == "WORKFLOW_EXECUTION_STARTED"), None)
