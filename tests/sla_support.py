@@ -7,7 +7,7 @@ the workflow's `record` local activity does. The expected figures below are work
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
