@@ -10,6 +10,7 @@ from temporalio import activity
 
 from registry import chain
 from registry.audit import chain_tip
+from registry.clock_cycles import Facts, apply_clock_events
 from registry.db import Sessions
 from registry.knowledge import create_article
 from registry.models import ClockEvent, Concern, Customer, Interaction, User
@@ -132,6 +133,12 @@ class ProjectionActivities:
                     "workflow_id": batch.workflow_id, "run_id": batch.run_id, "event_id": e.event_id,
                     "elapsed_seconds": e.elapsed, "target_seconds": e.target, "due_at": e.due_at,
                 } for e in fresh]))
+            # The report's clock cycles move in the same transaction as the events they are made of.
+            apply_clock_events(db, concern_id=cid, workflow_id=batch.workflow_id, run_id=batch.run_id, events=fresh,
+                               facts=Facts(seq=snap.seq, policy=snap.sla_policy, priority=snap.priority,
+                                           sop_id=snap.sop_id, sop_version=snap.sop_version, category=snap.category,
+                                           level=snap.level, assignee_id=snap.assignee_id,
+                                           assignee_name=snap.assignee_name))
             if batch.mails and self.render_mail is not None:
                 self.render_mail(session=session, concern_id=cid, mails=batch.mails)
             values = {name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}

@@ -1,6 +1,7 @@
 """Imports every module that defines tables, so `SQLModel.metadata` knows them all (used by migrations)."""
 
 import registry.access  # noqa: F401
+import registry.clock_cycles  # noqa: F401
 import registry.knowledge  # noqa: F401
 import registry.models  # noqa: F401
 import registry.attachments  # noqa: F401

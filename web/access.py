@@ -169,6 +169,16 @@ RULES: dict[str, frozenset[str]] = {
     "GET /api/sops/{}/migrations": SOP_API_READERS,
     "GET /api/sops/{}/migrations/{}": SOP_API_READERS,
     "POST /api/sops/{}/migrations/{}/undo": SOP_WRITERS,
+    "GET /api/reports/sla": REPORT_READERS,
+    "GET /api/reports/sla.csv": REPORT_READERS,
+    "GET /api/reports/sla/clocks": REPORT_READERS,
+    "GET /api/reports/sla/clocks.csv": REPORT_READERS,
+    "GET /api/reports/sla/clocks/{}": REPORT_READERS,
+    # the SLA report's pages; a clock's workflow events also for those who read histories
+    "GET /reports/sla": REPORT_READERS,
+    "GET /reports/sla/clocks": REPORT_READERS,
+    "GET /reports/sla/clocks/{}": REPORT_READERS,
+    "GET /reports/sla/events/{}/{}": REPORT_READERS | HISTORY_READERS,
     # knowledge articles: staff read, agents and process owners write and publish (a draft carried forward
     # from a resolution only by a second person, a lead or process owner), curators unpublish and archive
     "GET /kb/articles": DESK_READERS,

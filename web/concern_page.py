@@ -16,6 +16,7 @@ from api.metrics import metrics_of
 from registry import concerns as store
 from registry.models import Concern, Customer, Organisation, SopVersion, User
 from registry.queue import PRIORITIES, assignable_agents, concern_count, sop_categories
+from registry.sla_clock import concern_clocks
 from registry.sop_store import active_staffing, can_take, get_version
 from registry.types import row_id, utcnow
 from registry.workspace import others_present, tell_assignment, touch_presence
@@ -89,6 +90,7 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         categories = sop_categories(session=session)
         count = concern_count(session=session, customer_id=concern.customer_id)
         staffing = active_staffing(session=session) if concern.step_type == "human" else []
+        sla_clocks = concern_clocks(session=session, concern_id=concern.id)
     definition = version.definition if version else None
     step = (definition or {}).get("steps", {}).get(concern.step) if concern.step else None
     steps = [(sid, (s or {}).get("title") or sid) for sid, s in ((definition or {}).get("steps") or {}).items()]
@@ -98,6 +100,8 @@ def _view(sessions, concern_id: str, principal: Principal, *, touch: bool) -> di
         "step": step, "step_title": (step or {}).get("title") or concern.step,
         "chart": _chart(version, timeline, current=concern.step if step else None) if version else None,
         "clocks": clock_rows(concern.clocks or [], now), "now": now, "version": version_of(concern),
+        "sla_clocks": sla_clocks, "live_dues": {k.get("name"): k.get("due_at") for k in concern.clocks or []
+                                                if k.get("state") == "running"},
         "key": action_key(concern), "allowed": allowed_actions(concern, principal, step), "agents": agents,
         "categories": categories, "priorities": PRIORITIES, "presence": _presence(others, now),
         "can_act": principal.role in ("agent", "lead", "admin"), "forms": {},
