@@ -118,14 +118,6 @@ class Metrics:
             parts = [self.registry, PROCESS]
         return b"".join(generate_latest(r) for r in (*parts, self.derived))
 
-
-def scrape_token_matches(settings, authorization: str) -> bool:
-    """Whether the request carries the configured scrape token (`CCR_METRICS_TOKEN`)."""
-    token = settings.metrics_token
-    if token is None or not authorization.lower().startswith("bearer "):
-        return False
-    return hmac.compare_digest(authorization[7:].strip().encode(), token.get_secret_value().encode())
-
     def count_opened(self, channel: str) -> None:
         """One concern registered by this process's intake (portal, e-mail, phone or API)."""
         self.opened.labels(channel).inc()
@@ -133,6 +125,14 @@ def scrape_token_matches(settings, authorization: str) -> bool:
     def count_action(self, kind: str, accepted: bool) -> None:
         """One agent action sent to a workflow from a page or the API, and whether the workflow took it."""
         self.actions.labels(kind, "accepted" if accepted else "rejected").inc()
+
+
+def scrape_token_matches(settings, authorization: str) -> bool:
+    """Whether the request carries the configured scrape token (`CCR_METRICS_TOKEN`)."""
+    token = settings.metrics_token
+    if token is None or not authorization.lower().startswith("bearer "):
+        return False
+    return hmac.compare_digest(authorization[7:].strip().encode(), token.get_secret_value().encode())
 
 
 @router.get("/metrics", response_class=Response)

@@ -97,8 +97,8 @@ async def test_history_is_for_sres_and_shows_the_workflow_events(desk):
     ada = _agent(desk, "ada@desk.test", 1)
     denied = await desk.http.get(f"/api/concerns/{created['id']}/history", headers=ada)
     assert denied.status_code == 403
-    events = (await desk.http.get(f"/api/concerns/{created['id']}/history", headers=desk.auth)).json()["events"]
-    assert events[0]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
+    raw = (await desk.http.get(f"/api/concerns/{created['id']}/history", params={"raw": 1}, headers=desk.auth)).json()
+    assert raw["runs"][0]["events"][0]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
 
 
 async def test_readyz_reports_database_temporal_and_worker(desk):
