@@ -238,7 +238,7 @@ from tests.conftest import catalog_with_test_policies
 settings = Settings(database_url=sys.argv[1], workflow_id_prefix=sys.argv[2])
 intake = Intake(sessions=Sessions(make_engine(settings.resolved_database_url)), client=None, settings=settings,
                 catalog=catalog_with_test_policies())
-concern = intake._register("gus@example.com", None, "Gus", "Parcel", "Where is my parcel?", "web", None,
+concern, _ = intake._register("gus@example.com", None, "Gus", "Parcel", "Where is my parcel?", "web", None,
                            "ladder", None, None, None)
 print(concern.id, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # killed before anything reaches Temporal

@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from registry.knowledge import create_article, publish_article
 from tests.intake_kit import act, staff_headers
-from tests.web_support import PASSWORD, make_staff, publish_workspace_sop, session_cookie
+from tests.web_support import PASSWORD, make_staff, publish_workspace_sop, signed_in_cookie
 
 SIZES = [(1366, 900), (390, 844)]
 LONG_SUBJECT = ("The refund for invoice INV-2026-000123456789012345678901234567890 was promised last Tuesday "
@@ -96,8 +96,8 @@ async def test_portal_and_staff_pages_fit_and_look_designed(desk, live_url, page
     await page.goto(f"{live_url}/portal")
     await page.get_by_role("heading", name="How can we help?").wait_for()
     await fits(page, artifacts, "portal-home", width)
-    await page.context.add_cookies([{"name": "ccr_session", "url": live_url, "value": session_cookie(
-        desk.settings.signing_key, {"customer_id": concern.customer_id})}])
+    await page.context.add_cookies([{"name": "ccr_session", "url": live_url, "value": signed_in_cookie(
+        desk, customer_id=concern.customer_id)}])
     await page.goto(f"{live_url}/portal/concerns")
     await page.get_by_role("heading", name="My concerns").wait_for()
     await fits(page, artifacts, "portal-concerns", width)
@@ -175,8 +175,8 @@ async def test_error_pages_in_the_browser(desk, live_url, page, artifacts):
     concern = await desk.intake.open(email="bob@example.com", subject="Bob's own", body="Private", channel="web")
     alices = await desk.intake.open(email="alice@example.com", subject="Alice's", body="Mine", channel="web")
     await page.set_viewport_size({"width": 390, "height": 844})
-    await page.context.add_cookies([{"name": "ccr_session", "url": live_url, "value": session_cookie(
-        desk.settings.signing_key, {"customer_id": alices.customer_id})}])
+    await page.context.add_cookies([{"name": "ccr_session", "url": live_url, "value": signed_in_cookie(
+        desk, customer_id=alices.customer_id)}])
     response = await page.goto(f"{live_url}/portal/concerns/{concern.id}")
     assert response.status == 404
     await page.get_by_role("heading", name="Nothing here").wait_for()

@@ -28,7 +28,8 @@ async def test_role_and_level_tags_appear_once_and_never_towards_the_customer(de
         assert (await ada.act(concern_id, "reply", text="We are on it.")).status_code in (200, 303)
         page = html.unescape((await ada.http.get(f"/concerns/{concern_id}")).text)
         assert "Claimed by Ada" in page and "Claimed by Ada (Ada)" not in page
-        assert re.search(r'class="who">Ada \(agent, L1\)<', page)
+        # The header names the person once, with their role and level once, as a badge.
+        assert re.search(r'class="who"><span class="name"[^>]*>Ada</span> <span class="badge role">agent · L1</span>', page)
         queue = html.unescape((await ada.http.get("/queue")).text)
         assert "(L1) (L1)" not in queue and "Ada (agent, L1) (" not in queue
 

@@ -33,11 +33,12 @@ def test_durations_have_one_unit_and_clocks_say_what_they_count():
 
 
 def _concerns(desk) -> dict[str, str]:
+    now = utcnow()  # the page counts from the moment it is read, not from when this module was imported
     clocks = lambda **kw: [{"name": "resolution", "target": 97200, "elapsed": 7200, **kw}]  # noqa: E731
     rows = {
-        "CCR-RUN00001": dict(status="open", next_due_at=NOW + timedelta(hours=30, minutes=5),
+        "CCR-RUN00001": dict(status="open", next_due_at=now + timedelta(hours=30, minutes=5),
                              clocks=clocks(state="running")),
-        "CCR-LATE0001": dict(status="open", next_due_at=NOW - timedelta(minutes=45), sla_state="breached",
+        "CCR-LATE0001": dict(status="open", next_due_at=now - timedelta(minutes=45), sla_state="breached",
                              clocks=clocks(state="running", breached=True)),
         "CCR-WAIT0001": dict(status="waiting_customer", sla_state="paused", clocks=clocks(state="paused")),
         "CCR-DONE0001": dict(status="resolved", clocks=clocks(state="stopped")),

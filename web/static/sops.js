@@ -9,7 +9,23 @@
     document.querySelectorAll("#draft-check .goto[data-line]").forEach(function (b) { hits[b.dataset.line] = true; });
     for (var i = 1; i <= count; i++) out.push(hits[i] ? '<span class="hit">' + i + "</span>" : String(i));
     gutter.innerHTML = out.join("\n") + "\n";
+    fit(editor);
+  }
+
+  // The gutter is exactly as tall as the textarea, so a long draft scrolls both together, line for line.
+  function fit(editor) {
+    var textarea = editor.querySelector("textarea"), gutter = editor.querySelector(".gutter");
+    if (!textarea || !gutter) return;
+    gutter.style.height = textarea.offsetHeight + "px";
     gutter.scrollTop = textarea.scrollTop;
+  }
+
+  var resized = window.ResizeObserver ? new ResizeObserver(function (entries) {
+    entries.forEach(function (e) { fit(e.target.closest(".yaml-editor")); });
+  }) : null;
+  function watch(editor) {
+    var textarea = editor.querySelector("textarea");
+    if (resized && textarea && !textarea.dataset.watched) { textarea.dataset.watched = "1"; resized.observe(textarea); }
   }
 
   function each(fn) { document.querySelectorAll(".yaml-editor").forEach(fn); }
@@ -21,8 +37,8 @@
     var editor = e.target.closest && e.target.closest(".yaml-editor");
     if (editor) editor.querySelector(".gutter").scrollTop = e.target.scrollTop;
   }, true);
-  document.addEventListener("htmx:afterSwap", function () { each(renumber); });
-  document.addEventListener("DOMContentLoaded", function () { each(renumber); });
+  document.addEventListener("htmx:afterSwap", function () { each(renumber); each(watch); });
+  document.addEventListener("DOMContentLoaded", function () { each(renumber); each(watch); });
   document.addEventListener("keydown", function (e) {
     // Tab indents by two spaces inside the editor instead of leaving it; Escape then Tab leaves.
     var textarea = e.target;
