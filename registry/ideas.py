@@ -87,6 +87,12 @@ def feedback_of(*, session: Session, concern_id: str) -> list[ProductFeedback]:
                              .order_by(ProductFeedback.id)))
 
 
+def theme_names(*, session: Session) -> list[tuple[str, str]]:
+    """Every (product, theme) known, so agents reuse a theme's name rather than coin a near twin."""
+    return [tuple(r) for r in session.exec(select(IdeaTheme.product, IdeaTheme.name)
+                                           .order_by(IdeaTheme.product, IdeaTheme.name)).all()]
+
+
 def _theme(session: Session, product: str, name: str) -> IdeaTheme:
     theme = session.exec(select(IdeaTheme).where(IdeaTheme.product == product, IdeaTheme.name == name)).first()
     if theme is None:
