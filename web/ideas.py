@@ -109,7 +109,8 @@ def set_theme_status(request: Request, sessions: SessionsDep, settings: Settings
                 support_domain=settings.support_address.rsplit("@", 1)[-1], base_url=settings.base_url)
             message = f"{theme.product} · {theme.name}: {store.STATUSES[status].lower()}."
             if status == "shipped":
-                message += f" {told} customer{'s' if told != 1 else ''} told through their concern."
+                message += (f" The customers of {told} concern{'s' if told != 1 else ''} were told, each through "
+                            "their concern." if told else " Every customer of it had been told already.")
     except (store.FeedbackRefused, LookupError) as err:
         message = f"Not done: {err}"
     request.session["ideas_flash"] = message
