@@ -6,11 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionsDep, SettingsDep
 from api.ideas import PRESETS, ideas_csv, period_of
 from registry import ideas as store
-from registry.models import Concern
+from registry.ideas import IdeaNotice
+from registry.models import Concern, OutboxMail
 from web.csrf import verify_csrf
 from web.templating import is_htmx, render
 
@@ -97,21 +99,57 @@ def ideas_export(request: Request, sessions: SessionsDep):
 
 
 @router.post("/ideas/themes/{theme_id}/status", dependencies=[Depends(verify_csrf)])
-def set_theme_status(request: Request, sessions: SessionsDep, settings: SettingsDep, theme_id: int,
-                     status: str = Form(""), back: str = Form("/ideas")):
+async def set_theme_status(request: Request, sessions: SessionsDep, settings: SettingsDep, theme_id: int,
+                           status: str = Form(""), back: str = Form("/ideas")):
     """Give a theme a status; on shipped, its concerns' customers are told once."""
     target = back if back.startswith("/ideas") else "/ideas"
     principal = request.state.principal
-    try:
+
+    def change() -> str:
         with sessions.begin() as session:
             theme, told = store.set_status(
                 session=session, theme_id=theme_id, status=status, actor=principal.email or principal.name,
                 support_domain=settings.support_address.rsplit("@", 1)[-1], base_url=settings.base_url)
             message = f"{theme.product} · {theme.name}: {store.STATUSES[status].lower()}."
-            if status == "shipped":
-                message += (f" The customers of {told} concern{'s' if told != 1 else ''} were told, each through "
-                            "their concern." if told else " Every customer of it had been told already.")
+        if status == "shipped":
+            message += (f" The customers of {told} concern{'s' if told != 1 else ''} were told, each through "
+                        "their concern." if told else " Every customer of it had been told already.")
+        return message
+
+    try:
+        message = await run_in_threadpool(change)
+        if status == "shipped":
+            await deliver_notices(sessions, settings, theme_id)
     except (store.FeedbackRefused, LookupError) as err:
         message = f"Not done: {err}"
     request.session["ideas_flash"] = message
     return RedirectResponse(target, 303)
+
+
+async def deliver_notices(sessions, settings, theme_id: int) -> None:
+    """Hand the theme's queued notices to the relay (or keep them in the local outbox without one); a failure
+    stays on the outbox row, where /ops shows it and an operator can send it again."""
+    from activities.mail_out import Mailer, mark_failed, mark_sent, message_from_outbox
+
+    def queued():
+        with sessions.read() as session:
+            rows = session.exec(select(OutboxMail).join(IdeaNotice, IdeaNotice.outbox_id == OutboxMail.id).where(
+                IdeaNotice.theme_id == theme_id, OutboxMail.status == "queued")).all()
+            return [(row.id, message_from_outbox(row, from_address=settings.support_address, automated=True))
+                    for row in rows]
+
+    mailer = Mailer(settings)
+    for outbox_id, message in await run_in_threadpool(queued):
+        try:
+            relayed, error = await mailer.send(message), None
+        except Exception as err:  # noqa: BLE001 - the relay's refusal is recorded on the row
+            relayed, error = False, " ".join(str(err).split()) or type(err).__name__
+
+        def finish(outbox_id=outbox_id, relayed=relayed, error=error) -> None:
+            with sessions.begin() as session:
+                if error is None:
+                    mark_sent(session=session, outbox_id=outbox_id, relayed=relayed)
+                else:
+                    mark_failed(session=session, outbox_id=outbox_id, error=error)
+
+        await run_in_threadpool(finish)
