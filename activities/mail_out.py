@@ -26,10 +26,10 @@ from registry.types import utcnow
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "web" / "templates" / "mail"
 TEMPLATES = ("acknowledge", "reply", "question", "resolution", "survey", "kb_answer", "password_reset",
-             "ask_details", "complaint_received")
+             "ask_details", "complaint_received", "product_update")
 # Sent by the desk's automation rather than written by a person: marked so that autoresponders stay quiet.
 AUTOMATED_TEMPLATES = frozenset({"acknowledge", "survey", "kb_answer", "password_reset", "ask_details",
-                                 "complaint_received"})
+                                 "complaint_received", "product_update"})
 # Every key a template may use; callers fill what they know, the rest stays empty.
 CONTEXT_DEFAULTS: dict[str, Any] = {
     "customer_name": "", "subject": "", "text": "", "portal_url": "", "survey_url": "", "reset_url": "",

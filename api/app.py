@@ -14,7 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import (
-    audit, concern_history, concerns, customers, health, metrics, ops, reports, reports_overview, sop_drafts,
+    audit, concern_history, concerns, customers, health, ideas, metrics, ops, reports, reports_overview, sop_drafts,
     sop_migrations, sops,
 )
 from api.bad_input import StorableJson, bounded_integers
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(sop_migrations.router)
     app.include_router(ops.router)
+    app.include_router(ideas.router)
     return app
 
 

@@ -15,3 +15,4 @@ import registry.sop_drafts  # noqa: F401
 import registry.sop_history  # noqa: F401
 import registry.audit  # noqa: F401
 import registry.sop_migrations  # noqa: F401
+import registry.ideas  # noqa: F401

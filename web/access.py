@@ -36,6 +36,9 @@ HISTORY_READERS = frozenset({"sre", "admin", "auditor"})
 REPORT_READERS = frozenset({"auditor", "admin", "lead", "process_owner"})
 # The overview narrows an agent's figures to the concerns assigned to them.
 OVERVIEW_READERS = REPORT_READERS | {"agent"}
+# Product management reads the ideas; auditors read without changing a theme's status.
+IDEA_READERS = REPORT_READERS
+IDEA_WRITERS = frozenset({"lead", "process_owner", "admin"})
 CUSTOMER_VIEWERS = frozenset({"agent", "lead", "admin", "auditor"})
 CUSTOMER_EDITORS = AGENTS
 CUSTOMERS = frozenset({CUSTOMER})
@@ -85,6 +88,13 @@ RULES: dict[str, frozenset[str]] = {
     "GET /reports/overview.csv": OVERVIEW_READERS,
     "GET /reports/concerns": OVERVIEW_READERS,
     "GET /api/reports/overview": OVERVIEW_READERS,
+    # ideas to product: agents mark a concern as product feedback; product management reads and gives status
+    "GET /concerns/{}/feedback": AGENTS,
+    "POST /concerns/{}/feedback": AGENTS,
+    "GET /ideas": IDEA_READERS,
+    "GET /ideas.csv": IDEA_READERS,
+    "POST /ideas/themes/{}/status": IDEA_WRITERS,
+    "GET /api/ideas": IDEA_READERS,
     # customer records for staff (the CRM pages)
     "GET /customers": CUSTOMER_VIEWERS,
     "POST /customers/calls": CUSTOMER_EDITORS,
