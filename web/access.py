@@ -145,6 +145,11 @@ RULES: dict[str, frozenset[str]] = {
     "POST /sops/{}/drafts/{}/delete": SOP_WRITERS,
     "GET /sops/{}/drafts/{}/publish": SOP_READERS,
     "POST /sops/{}/drafts/{}/publish": SOP_WRITERS,
+    "GET /sops/{}/migrations/new": SOP_WRITERS,
+    "POST /sops/{}/migrations/preview": SOP_WRITERS,
+    "POST /sops/{}/migrations": SOP_WRITERS,
+    "GET /sops/{}/migrations/{}": SOP_READERS,
+    "POST /sops/{}/migrations/{}/undo": SOP_WRITERS,
     # JSON API
     "POST /api/concerns": ON_BEHALF,
     "GET /api/concerns": API_CALLERS,

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from api.deps import SessionsDep
 from registry.sop_drafts import list_drafts
 from registry.sop_history import list_events, retirement
+from registry.sop_migrations import list_migrations, progress, refresh
 from registry.sop_store import (
     RetireRefused,
     get_version,
@@ -125,6 +126,9 @@ def sop_page(request: Request, sop_id: str, sessions: SessionsDep, error: str = 
             "drafts": list_drafts(session=session, sop_id=sop_id, user_id=principal.id, role=principal.role),
             "writer": principal.role in WRITERS, "error": error,
         }
+    with sessions.begin() as session:  # progress is brought up to date from the concerns' timelines
+        context["migrations"] = [(m, progress(refresh(session=session, migration=m)))
+                                 for m in list_migrations(session=session, sop_id=sop_id)]
     return render(request, "sops/sop.html", context, status_code=409 if error else 200)
 
 
