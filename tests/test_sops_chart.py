@@ -84,13 +84,13 @@ def test_steps_passed_reads_decide_notify_and_survey_entries_and_older_ones_with
         # Written before notify and survey entries carried their step:
         entry("team_notice", "Sent 'complaint_received' to the team", template="complaint_received"),
         entry("step", step="level2", type="human"), entry("claimed"),
-        entry("step", step="resolution", type="notify"),  # a lead moved it there
-        entry("notice", "Sent 'resolution' to the customer"),
+        entry("step", step="acknowledge", type="notify"),  # a lead moved it there
+        entry("notice", "Sent 'complaint_received' to the customer"),
         entry("survey", "Asked the customer to rate the service"),
         entry("step", step="close", type="end"),
     ]
     assert steps_passed(COMPLAINT, timeline) == ["classify", "acknowledge", "triage", "alert_team", "level2",
-                                                 "resolution", "resolution", "survey", "close"]
+                                                 "acknowledge", "acknowledge", "survey", "close"]
     bounded = [entry("step", step="ask_details"), entry("bounded", step="ask_details", to="acknowledge"),
                entry("notice", "Sent 'acknowledge' to the customer", step="acknowledge")]
     passed = steps_passed(GENERAL, bounded)
