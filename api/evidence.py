@@ -10,7 +10,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from temporalio.client import Client
 from api.audit_verify import run_histories
 from registry import audit, chain
 from registry.db import Sessions
+from registry.sla_report import parse_query, report_csv_lines
 from registry.models import ClockEvent, Concern
 from registry.types import utcnow
 from workflows.payloads import OpenConcernInput
@@ -26,9 +27,11 @@ from workflows.payloads import OpenConcernInput
 VERIFIER = Path(chain.__file__)
 CLOCK_COLUMNS = (*chain.CLOCK_FIELDS, "prev_hash", "row_hash")
 AUDIT_COLUMNS = (*chain.AUDIT_FIELDS, "prev_hash", "row_hash")
-# The SLA report's own CSV joins the bundle once the report exists; until then the bundle holds the clock-level rows.
-REPORT_NOTE = ("The bundle holds the clock-level rows (clock_events.csv) from which every SLA figure is computed; "
-               "the SLA compliance report's CSV is not part of this version of the bundle.")
+REPORT_CSV = "sla_report.csv"
+REPORT_GROUPS = ["policy", "priority", "clock"]
+REPORT_NOTE = ("The bundle holds the clock-level rows (clock_events.csv) from which every SLA figure is computed, and "
+               f"the SLA compliance report of the period ({REPORT_CSV}: clocks started in the period, by "
+               f"{', '.join(REPORT_GROUPS)}), as /reports/sla shows it.")
 
 
 @dataclass
@@ -114,6 +117,14 @@ rows are the rows the desk held on those days.
 """
 
 
+def _report_csv(sessions: Sessions, since: datetime, until: datetime) -> bytes:
+    """The SLA compliance report of the bundle's days, from the report's own code (`registry.sla_report`)."""
+    last_day = (until - timedelta(microseconds=1)).date()
+    query = parse_query({"from": [since.date().isoformat()], "to": [last_day.isoformat()], "group": REPORT_GROUPS})
+    with sessions.begin() as session:
+        return "".join(report_csv_lines(session=session, query=query)).encode("utf-8")
+
+
 async def build_bundle(*, sessions: Sessions, client: Client, since: datetime, until: datetime, actor: str,
                        out) -> BundleSummary:
     """Write the bundle for [since, until) as a zip to `out` (a path or a binary file); the export is audited."""
@@ -121,6 +132,7 @@ async def build_bundle(*, sessions: Sessions, client: Client, since: datetime, u
     governing = await _governing(client, part["workflows"])
     made = utcnow()
     files = {
+        REPORT_CSV: await asyncio.to_thread(_report_csv, sessions, since, until),
         chain.CLOCK_CSV: _csv(CLOCK_COLUMNS, part["clock"]),
         chain.AUDIT_CSV: _csv(AUDIT_COLUMNS, part["audit"]),
         "governing.json": json.dumps(governing, indent=2, sort_keys=True).encode(),
@@ -136,7 +148,7 @@ async def build_bundle(*, sessions: Sessions, client: Client, since: datetime, u
         "made_by": actor, "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
         "clock_chain_heads": heads, "audit_chain_before": part["before"],
         "audit_chain_last": part["audit"][-1]["row_hash"] if part["audit"] else part["before"],
-        "anchors": part["anchors"], "sla_report_csv": None, "note": REPORT_NOTE,
+        "anchors": part["anchors"], "sla_report_csv": REPORT_CSV, "note": REPORT_NOTE,
     }
     files[chain.MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:

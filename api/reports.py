@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from api.deps import CatalogDep, DbSession, Principal, SessionsDep, require
+from registry import audit
 from registry.reports import DeflectionRow, deflection
 from registry.sla_clock import ClockDetail, clock_detail, policy_of
 from registry.sla_report import (
@@ -87,9 +88,20 @@ def _csv(lines, filename: str) -> StreamingResponse:
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
+def _exported(sessions, reader, report: str, query, **extra) -> None:
+    """Record an export of report data in the staff audit log: who took which figures of which period."""
+    with sessions.begin() as session:
+        audit.record(session=session, actor=reader.email or f"user:{reader.id}", action="report.exported",
+                     target=f"report:{report}", detail={"from": query.date_from.isoformat(),
+                                                        "to": query.date_to.isoformat(), "basis": query.basis,
+                                                        **{k: v for k, v in extra.items() if v}})
+
+
 @router.get("/sla.csv", response_class=StreamingResponse)
-def sla_csv(sessions: SessionsDep, _: Reader, query: Query) -> StreamingResponse:
+def sla_csv(sessions: SessionsDep, reader: Reader, query: Query) -> StreamingResponse:
     """The same figures as CSV, a line per group and the total."""
+    _exported(sessions, reader, "sla", query)
+
     def lines():
         with sessions.read() as session:
             yield from report_csv_lines(session=session, query=query)
@@ -108,8 +120,10 @@ def sla_clocks(session: DbSession, _: Reader, query: Query, measure: Measure, af
 
 
 @router.get("/sla/clocks.csv", response_class=StreamingResponse)
-def sla_clocks_csv(sessions: SessionsDep, _: Reader, query: Query, measure: Measure) -> StreamingResponse:
+def sla_clocks_csv(sessions: SessionsDep, reader: Reader, query: Query, measure: Measure) -> StreamingResponse:
     """Every clock of the report (or of one figure) as CSV, with its workflow and event ids, streamed."""
+    _exported(sessions, reader, "sla_clocks", query, measure=measure)
+
     def lines():
         # A transaction, so PostgreSQL can hold a server-side cursor and the rows stream in batches.
         with sessions.begin() as session:

@@ -168,6 +168,9 @@ async def test_verify_rebuilds_every_clock_from_history_and_names_each_tampered_
     assert ran.stdout.startswith(f"OK: {count} clock events")
     assert f"anchor clock_events {today} {summary.anchors['clock_events'][today]}" in ran.stdout
     assert '"policies"' in (offline / "governing.json").read_text()
+    # The SLA compliance report of the period travels with the rows it is computed from.
+    report = (offline / "sla_report.csv").read_text().splitlines()
+    assert len(report) >= 2 and "breach" in report[0].lower()
 
     text = (offline / "clock_events.csv").read_text().splitlines()
     victim = next(i for i, line in enumerate(text) if line.startswith(f"{breach.id},") and ",breach," in line)

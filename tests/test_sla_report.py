@@ -132,6 +132,10 @@ async def test_csv_and_json_say_what_the_page_says(desk_on_both):
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [r["priority"] for r in rows] == ["urgent", "high", "normal", ""]
+    # The export is in the staff audit log: who took which figures of which period.
+    audited = (await desk.http.get("/api/audit", params={"action": "report.exported"}, headers=desk.auth)).json()
+    assert [(e["target"], e["detail"]["from"], e["detail"]["to"]) for e in audited["items"]] == [
+        ("report:sla", "2026-04-01", "2026-05-31")]
     for line, figures in zip(rows, [*report["rows"], report["total"]]):
         for name in ("started", "met", "breached", "running", "paused", "warnings"):
             assert int(line[name]) == figures[name]
